@@ -1,0 +1,8 @@
+// lowbit: low-bit number formats for LLM inference. Including this header brings in all of it.
+#pragma once
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/core/matrix_ref.hpp"
+#include "lowbit/core/rounding.hpp"
+#include "lowbit/formats/standard.hpp"
+#include "lowbit/quant/fake_quant.hpp"

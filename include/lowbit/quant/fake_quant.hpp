@@ -1,0 +1,169 @@
+// The generic fake-quant core: quantize (to codes and block headers), dequantize, and
+// fake_quant (both at once) for any format over any blocking of a 2-D tensor.
+//
+// A format is anything with the BlockFormat interface (quantize_block, dequantize_block,
+// tensor_params, block_size), or a type naming one as a static member `format` (the
+// standard aliases, e.g. lowbit::MXFP4). Stochastic rounding draws the bits of element
+// (r, c) from (seed, r * cols + c), so results never depend on memory layout or order.
+// fake_quant may run in place (in and out the same view).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/core/matrix_ref.hpp"
+#include "lowbit/core/rounding.hpp"
+#include "lowbit/formats/block_format.hpp"
+#include "lowbit/quant/blocking.hpp"
+#include "lowbit/quant/quantized_tensor.hpp"
+
+namespace lowbit {
+
+struct QuantOptions {
+  Rounding rounding = Rounding::NearestEven;
+  std::uint64_t seed = 0;
+  Blocking blocking{};
+};
+
+// Format values and format types alike: format_of(MXFP4{}) is the BlockFormat value.
+template <class F>
+constexpr const auto& format_of(const F& f) {
+  if constexpr (requires { F::format; }) return F::format;
+  else return f;
+}
+
+namespace detail {
+
+template <class Fmt>
+BlockGrid make_grid(const Fmt& fmt, const Blocking& b, std::int64_t rows, std::int64_t cols) {
+  Blocking eff = b;
+  const bool format_default = b.kind == Blocking::Kind::Along && b.block == 0;
+  if (format_default && fmt.block_size == kPerTensor) eff = Blocking::per_tensor();
+  else if (format_default && fmt.block_size == kPerChannel) eff = Blocking::per_channel(b.axis);
+  return BlockGrid(eff, rows, cols, fmt.block_size);
+}
+
+template <class Fmt>
+TensorParams tensor_pass(const Fmt& fmt, MatrixRef<const float> in) {
+  if (!fmt.needs_tensor_pass()) return {};
+  float amax = 0.0f;
+  for (std::int64_t r = 0; r < in.rows; ++r)
+    for (std::int64_t c = 0; c < in.cols; ++c) {
+      const float v = std::fabs(in(r, c));
+      if (std::isfinite(v)) amax = std::max(amax, v);
+    }
+  return fmt.tensor_params(amax);
+}
+
+// Runs `body(g, x, index, n, coords)` over every block with its values gathered.
+template <class Body>
+void for_each_block(const BlockGrid& grid, MatrixRef<const float> in, Body&& body) {
+  const std::int64_t cap = grid.max_block_elements();
+  std::vector<float> x(static_cast<std::size_t>(cap));
+  std::vector<std::uint64_t> index(static_cast<std::size_t>(cap));
+  std::vector<std::int64_t> rc(static_cast<std::size_t>(2 * cap));
+  for (std::int64_t g = 0; g < grid.count(); ++g) {
+    std::size_t n = 0;
+    grid.for_each(g, [&](std::int64_t r, std::int64_t c) {
+      x[n] = in(r, c);
+      index[n] = static_cast<std::uint64_t>(r * in.cols + c);
+      rc[2 * n] = r;
+      rc[2 * n + 1] = c;
+      ++n;
+    });
+    body(g, x.data(), index.data(), n, rc.data());
+  }
+}
+
+}  // namespace detail
+
+template <class F>
+QuantizedTensor quantize(const F& format, MatrixRef<const float> in, const QuantOptions& opt = {}) {
+  const auto& fmt = format_of(format);
+  in.validate("quantize");
+  const BlockGrid grid = detail::make_grid(fmt, opt.blocking, in.rows, in.cols);
+  QuantizedTensor qt;
+  qt.rows = in.rows;
+  qt.cols = in.cols;
+  qt.blocking = grid.blocking();
+  qt.tensor = detail::tensor_pass(fmt, in);
+  qt.codes.resize(static_cast<std::size_t>(in.rows * in.cols));
+  qt.headers.resize(static_cast<std::size_t>(grid.count()));
+  std::vector<std::uint32_t> codes(static_cast<std::size_t>(grid.max_block_elements()));
+  detail::for_each_block(grid, in, [&](std::int64_t g, const float* x, const std::uint64_t* idx, std::size_t n,
+                                       const std::int64_t* rc) {
+    qt.headers[static_cast<std::size_t>(g)] =
+        fmt.quantize_block(x, idx, n, opt.rounding, opt.seed, qt.tensor, codes.data());
+    for (std::size_t i = 0; i < n; ++i) qt.codes[static_cast<std::size_t>(rc[2 * i] * in.cols + rc[2 * i + 1])] = codes[i];
+  });
+  return qt;
+}
+
+template <class F>
+void dequantize(const F& format, const QuantizedTensor& qt, MatrixRef<float> out) {
+  const auto& fmt = format_of(format);
+  out.validate("dequantize");
+  detail::require(out.rows == qt.rows && out.cols == qt.cols, "dequantize", "output is ", out.rows, " x ", out.cols,
+                  " but the quantized tensor is ", qt.rows, " x ", qt.cols);
+  const BlockGrid grid(qt.blocking, qt.rows, qt.cols, qt.blocking.block);
+  detail::require(static_cast<std::int64_t>(qt.headers.size()) == grid.count() &&
+                      static_cast<std::int64_t>(qt.codes.size()) == qt.rows * qt.cols,
+                  "dequantize", "quantized tensor is inconsistent: ", qt.headers.size(), " headers for ", grid.count(),
+                  " blocks, ", qt.codes.size(), " codes for ", qt.rows * qt.cols, " values");
+  const std::int64_t cap = grid.max_block_elements();
+  std::vector<std::uint32_t> codes(static_cast<std::size_t>(cap));
+  std::vector<float> y(static_cast<std::size_t>(cap));
+  std::vector<std::int64_t> rc(static_cast<std::size_t>(2 * cap));
+  for (std::int64_t g = 0; g < grid.count(); ++g) {
+    std::size_t n = 0;
+    grid.for_each(g, [&](std::int64_t r, std::int64_t c) {
+      codes[n] = qt.codes[static_cast<std::size_t>(r * qt.cols + c)];
+      rc[2 * n] = r;
+      rc[2 * n + 1] = c;
+      ++n;
+    });
+    fmt.dequantize_block(codes.data(), n, qt.headers[static_cast<std::size_t>(g)], qt.tensor, y.data());
+    for (std::size_t i = 0; i < n; ++i) out(rc[2 * i], rc[2 * i + 1]) = y[i];
+  }
+}
+
+template <class F>
+void fake_quant(const F& format, MatrixRef<const float> in, MatrixRef<float> out, const QuantOptions& opt = {}) {
+  const auto& fmt = format_of(format);
+  in.validate("fake_quant");
+  out.validate("fake_quant");
+  detail::require(out.rows == in.rows && out.cols == in.cols, "fake_quant", "output is ", out.rows, " x ", out.cols,
+                  " but the input is ", in.rows, " x ", in.cols);
+  const BlockGrid grid = detail::make_grid(fmt, opt.blocking, in.rows, in.cols);
+  const TensorParams tp = detail::tensor_pass(fmt, in);
+  const std::int64_t cap = grid.max_block_elements();
+  std::vector<std::uint32_t> codes(static_cast<std::size_t>(cap));
+  std::vector<float> y(static_cast<std::size_t>(cap));
+  detail::for_each_block(grid, in, [&](std::int64_t, const float* x, const std::uint64_t* idx, std::size_t n,
+                                       const std::int64_t* rc) {
+    const BlockHeader h = fmt.quantize_block(x, idx, n, opt.rounding, opt.seed, tp, codes.data());
+    fmt.dequantize_block(codes.data(), n, h, tp, y.data());
+    for (std::size_t i = 0; i < n; ++i) out(rc[2 * i], rc[2 * i + 1]) = y[i];
+  });
+}
+
+// Contiguous 1-D data: one row.
+template <class F>
+void fake_quant(const F& format, std::span<const float> in, std::span<float> out, const QuantOptions& opt = {}) {
+  detail::require(in.size() == out.size(), "fake_quant", "input has ", in.size(), " values, output ", out.size());
+  fake_quant(format, MatrixRef<const float>::from_span(in), MatrixRef<float>::from_span(out), opt);
+}
+
+template <class F>
+std::vector<float> fake_quant(const F& format, std::span<const float> in, const QuantOptions& opt = {}) {
+  std::vector<float> out(in.size());
+  fake_quant(format, in, std::span<float>(out), opt);
+  return out;
+}
+
+}  // namespace lowbit
