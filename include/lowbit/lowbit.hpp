@@ -6,3 +6,5 @@
 #include "lowbit/core/rounding.hpp"
 #include "lowbit/formats/standard.hpp"
 #include "lowbit/quant/fake_quant.hpp"
+#include "lowbit/quant/metrics.hpp"
+#include "lowbit/quant/registry.hpp"
