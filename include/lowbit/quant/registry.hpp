@@ -333,8 +333,17 @@ class Quantizer {
   explicit Quantizer(std::string_view name) : format_(detail::parse_any_format(name)) {
     info_ = std::visit(
         [&](const auto& f) -> FormatInfo {
-          if constexpr (requires { f.describe(); }) return f.describe();
-          else return detail::describe(f, std::string(name));
+          if constexpr (is_block_format<std::decay_t<decltype(f)>>) {
+            return detail::describe(f, std::string(name));
+          } else {  // the paper's own quantisers: fake-quant only, no codes
+            FormatInfo i;
+            i.name = f.name();
+            i.family = "mase (paper's code)";
+            i.bits_per_element = f.bits_per_element();
+            i.max_value = f.max_value();
+            i.has_codes = false;
+            return i;
+          }
         },
         format_);
   }
@@ -349,7 +358,9 @@ class Quantizer {
           if constexpr (is_block_format<std::decay_t<decltype(f)>>) {
             lowbit::fake_quant(f, in, out, opt);
           } else {
-            f.fake_quant(in, out, opt);
+            detail::require(opt.rounding == Rounding::NearestEven, "fake_quant",
+                            "format '", info_.name, "' reproduces the paper's code, which rounds to nearest even only");
+            f.fake_quant(in, out);
           }
         },
         format_);
