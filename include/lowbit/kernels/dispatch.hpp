@@ -1,0 +1,87 @@
+// Run-time choice of the SIMD path. Kernels are compiled for each instruction set with
+// per-function target attributes, so a program built without -march flags still runs the
+// best path its CPU supports, and a CPU without AVX2 runs the scalar reference.
+//
+// Forcing a path (tests, benchmarks): lowbit::force_simd_path(SimdPath::Scalar), or the
+// environment variable LOWBIT_SIMD=scalar|avx2|avx512 read once at first use. Forcing a path
+// the CPU lacks throws lowbit::Error.
+#pragma once
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "lowbit/core/error.hpp"
+
+namespace lowbit {
+
+enum class SimdPath { Scalar = 0, AVX2 = 1, AVX512 = 2 };
+
+inline std::string_view to_string(SimdPath p) {
+  switch (p) {
+    case SimdPath::Scalar: return "scalar";
+    case SimdPath::AVX2: return "avx2";
+    case SimdPath::AVX512: return "avx512";
+  }
+  return "?";
+}
+
+inline SimdPath parse_simd_path(std::string_view s) {
+  if (s == "scalar") return SimdPath::Scalar;
+  if (s == "avx2") return SimdPath::AVX2;
+  if (s == "avx512") return SimdPath::AVX512;
+  detail::fail("parse_simd_path", "unknown SIMD path '", s, "' (accepted: scalar, avx2, avx512)");
+}
+
+// Whether this CPU can run a path.
+inline bool cpu_supports(SimdPath p) {
+#if defined(__x86_64__) || defined(__i386__)
+  switch (p) {
+    case SimdPath::Scalar: return true;
+    case SimdPath::AVX2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case SimdPath::AVX512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  }
+  return false;
+#else
+  return p == SimdPath::Scalar;
+#endif
+}
+
+inline SimdPath best_simd_path() {
+  if (cpu_supports(SimdPath::AVX512)) return SimdPath::AVX512;
+  if (cpu_supports(SimdPath::AVX2)) return SimdPath::AVX2;
+  return SimdPath::Scalar;
+}
+
+namespace detail {
+inline std::atomic<int>& forced_path() {
+  static std::atomic<int> p{[] {
+    const char* env = std::getenv("LOWBIT_SIMD");
+    if (env == nullptr || *env == '\0') return -1;
+    const SimdPath want = parse_simd_path(env);
+    require(cpu_supports(want), "LOWBIT_SIMD", "this CPU cannot run the ", to_string(want), " path");
+    return static_cast<int>(want);
+  }()};
+  return p;
+}
+}  // namespace detail
+
+// Forces a path for every later call (throws if the CPU lacks it).
+inline void force_simd_path(SimdPath p) {
+  detail::require(cpu_supports(p), "force_simd_path", "this CPU cannot run the ", to_string(p), " path");
+  detail::forced_path().store(static_cast<int>(p));
+}
+// Returns to automatic choice (the environment variable is not read again).
+inline void clear_forced_simd_path() { detail::forced_path().store(-1); }
+
+// The path lowbit runs now.
+inline SimdPath active_simd_path() {
+  const int f = detail::forced_path().load();
+  return f >= 0 ? static_cast<SimdPath>(f) : best_simd_path();
+}
+
+}  // namespace lowbit
