@@ -33,7 +33,7 @@
 //    * eps is added to |x| before rounding, which breaks exact ties upward below ~2^-5.
 //      W4: block {0.01171875, 0.0048828125}: 0.0048828125 -> 0.005859375 in MASE,
 //      0.00390625 in lowbit (ties to even).
-//    * |x| <= 1e-8 passes through. W4: block {1e-8} -> 1e-8 in MASE, 8.3819032e-09 in lowbit.
+//    * |x| <= 1e-8 passes through. W4: block {1e-8} -> 1e-8 in MASE, 9.3132257e-09 (5 * 2^-29) in lowbit.
 //  - minifloat_denorm vs MinifloatSpec{E, M, bias, subnormals, FiniteOnly, Saturate}: a
 //    different grid, k * 2^(e-M) with k < 2^M and e = ceil(log2 |x|), so powers of two drop a
 //    step and the max is (1-2^-M) * 2^(2^E-1-bias). e4m3: 1.0 -> 0.875 in MASE, 1.0 in lowbit;
