@@ -81,7 +81,7 @@ std::vector<std::byte> bytes_of(const char (&lit)[N]) {
 
 std::vector<std::byte> bytes_of(const std::string& s) {
   std::vector<std::byte> b(s.size());
-  std::memcpy(b.data(), s.data(), s.size());
+  if (!s.empty()) std::memcpy(b.data(), s.data(), s.size());
   return b;
 }
 
@@ -333,7 +333,7 @@ TEST(NpySharedFiles, EveryMxGoldenOutputParses) {
     EXPECT_EQ(lowbit::npy::serialize(a), bytes_of(raw)) << entry.path();
     ++files;
   }
-  EXPECT_EQ(files, 36);
+  EXPECT_GE(files, 36);  // the 36 files the README lists
 }
 
 // ---- malformed input ------------------------------------------------------------------------
@@ -424,6 +424,12 @@ TEST(NpyMalformed, FileErrorsNameThePath) {
     ADD_FAILURE() << "no error";
   } catch (const lowbit::Error& e) {
     EXPECT_NE(std::string(e.what()).find(missing.string()), std::string::npos) << e.what();
+  }
+  try {
+    (void)lowbit::npy::read(testing::TempDir());  // a directory
+    ADD_FAILURE() << "no error";
+  } catch (const lowbit::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("regular file"), std::string::npos) << e.what();
   }
   const auto path = temp_path("bad_magic");
   {

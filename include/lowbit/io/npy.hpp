@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -364,6 +365,8 @@ inline std::vector<std::byte> serialize(const NpyArray& a, const std::string& na
 
 inline NpyArray read(const std::filesystem::path& path) {
   const std::string name = path.string();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) detail_npy::bad(name, "no such file (or not a regular file)");
   std::ifstream f(path, std::ios::binary);
   if (!f) detail_npy::bad(name, "cannot open the file for reading");
   f.seekg(0, std::ios::end);
@@ -425,8 +428,11 @@ inline FloatMatrix to_float32_matrix(const NpyArray& a, const std::string& name 
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t c = 0; c < cols; ++c) {
       const std::size_t src = column_major ? c * rows + r : r * cols + c;
-      m.values[r * cols + c] =
-          static_cast<float>(detail_npy::load_as_double(info, a.data.data() + src * info.itemsize));
+      const std::byte* p = a.data.data() + src * info.itemsize;
+      // float32 is copied bit for bit (a detour through double would quiet signalling NaNs).
+      m.values[r * cols + c] = info.kind == 'f' && info.itemsize == 4
+                                   ? std::bit_cast<float>(static_cast<std::uint32_t>(detail_npy::load_le(p, 4)))
+                                   : static_cast<float>(detail_npy::load_as_double(info, p));
     }
   return m;
 }
