@@ -14,6 +14,10 @@
 
 #include "lowbit/core/error.hpp"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 namespace lowbit {
 
 enum class SimdPath { Scalar = 0, AVX2 = 1, AVX512 = 2 };
@@ -34,13 +38,23 @@ inline SimdPath parse_simd_path(std::string_view s) {
   detail::fail("parse_simd_path", "unknown SIMD path '", s, "' (accepted: scalar, avx2, avx512)");
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+namespace detail {
+// F16C from CPUID leaf 1 (clang 14's __builtin_cpu_supports does not know "f16c").
+inline bool cpu_has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
+}
+}  // namespace detail
+#endif
+
 // Whether this CPU can run a path.
 inline bool cpu_supports(SimdPath p) {
 #if defined(__x86_64__) || defined(__i386__)
   switch (p) {
     case SimdPath::Scalar: return true;
     case SimdPath::AVX2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && detail::cpu_has_f16c();
     case SimdPath::AVX512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");

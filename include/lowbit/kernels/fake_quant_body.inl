@@ -1,0 +1,207 @@
+// The SIMD fake-quant kernel, written once over a lane type V (simd::Avx512, simd::Avx2) and
+// compiled once per instruction set by including this file inside a target region (see
+// fake_quant_simd.hpp). Everything here reproduces the scalar reference bit for bit:
+//   - block headers come from the same BlockFormat::choose_header call, fed the same
+//     absmax / min / max (exact float values);
+//   - y = x / s is IEEE division (for power-of-two scales, multiplication by the exact
+//     inverse, which is the same correctly rounded value);
+//   - rounding to the element grid is done on the float's bits exactly as round_to_grid does
+//     it on a double's bits (see element_rounding.hpp for the grid);
+//   - the output is fl32(element * s).
+// Not a standalone header: no include guard, no includes.
+
+template <class V>
+struct LaneRounding {
+  using I = typename V::I;
+  I emin, man, q_below, max_bits, neg_max_bits, ovf_bits, inf_bits, nan_or, nan_keep;
+  bool saturate, nan_encodable, zero_keeps_sign, subnormals;
+
+  explicit LaneRounding(const ElementRounding& r)
+      : emin(V::set(r.emin)), man(V::set(r.man)),
+        q_below(V::set(r.subnormals ? r.emin - r.man : r.emin)), max_bits(V::set(static_cast<std::int32_t>(r.max_bits))),
+        neg_max_bits(V::set(static_cast<std::int32_t>(r.neg_max_bits))), ovf_bits(V::set(static_cast<std::int32_t>(r.ovf_bits))),
+        inf_bits(V::set(static_cast<std::int32_t>(r.inf_bits))), nan_or(V::set(static_cast<std::int32_t>(r.nan_or))),
+        nan_keep(V::set(static_cast<std::int32_t>(r.nan_keep))), saturate(r.saturate), nan_encodable(r.nan_encodable),
+        zero_keeps_sign(r.zero_keeps_sign), subnormals(r.subnormals) {}
+};
+
+// SplitMix64's finaliser, 64-bit lanes.
+template <class V>
+inline typename V::Q mix64_lanes(typename V::Q z) {
+  z = V::mul64(V::xor64(z, V::template srl64<30>(z)), V::set64(0xBF58476D1CE4E5B9ull));
+  z = V::mul64(V::xor64(z, V::template srl64<27>(z)), V::set64(0x94D049BB133111EBull));
+  return V::xor64(z, V::template srl64<31>(z));
+}
+
+// stochastic_bits(seed, first + i) for the N lanes i.
+template <class V>
+inline typename V::I random_lanes(std::uint64_t seed, std::uint64_t first) {
+  static_assert(V::N == 2 * V::N64, "two 64-bit vectors per 32-bit vector");
+  const typename V::Q k = V::set64(0x9E3779B97F4A7C15ull), sd = V::set64(seed);
+  const typename V::Q lo = mix64_lanes<V>(V::xor64(mix64_lanes<V>(V::add64(V::iota64(first), k)), sd));
+  const typename V::Q hi =
+      mix64_lanes<V>(V::xor64(mix64_lanes<V>(V::add64(V::iota64(first + V::N64), k)), sd));
+  return V::high_halves(lo, hi);
+}
+
+// Rounds the float bits xb to the element grid; returns the float bits of the element value.
+// `bad` collects lanes holding a NaN the format cannot encode.
+template <class V>
+inline typename V::I round_lanes(typename V::I xb, const LaneRounding<V>& p, Rounding mode, typename V::I rnd,
+                                 typename V::M& bad) {
+  using I = typename V::I;
+  using M = typename V::M;
+  const I sign = V::and_(xb, V::set(static_cast<std::int32_t>(0x80000000u)));
+  const I a = V::and_(xb, V::set(0x7FFFFFFF));
+  const I field = V::template srl<23>(a);
+  const I one = V::set(1);
+  const M is_sub = V::eq(field, V::set(0));
+  const I e = V::sub(field, V::set(127));
+  const I q = V::select(V::gt(p.emin, e), p.q_below, V::sub(e, p.man));
+  const I lsb = V::select(is_sub, V::set(-149), V::sub(field, V::set(150)));
+  const I s = V::sub(q, lsb);  // significand bits below the grid step
+  const I mant = V::and_(a, V::set(0x007FFFFF));
+  const I sig = V::select(is_sub, mant, V::or_(mant, V::set(0x00800000)));
+
+  // Case s in 1..23: round inside the significand, carry into the exponent by addition.
+  const I step = V::sllv(one, s);
+  const I mask = V::sub(step, one);
+  const I rem = V::and_(a, mask);
+  const I half = V::sllv(one, V::sub(s, one));
+  // Case s >= 24: the value is below one step: the result is 0 or 2^q.
+  const M s24 = V::eq(s, V::set(24));
+  M up_in, up_low;
+  switch (mode) {
+    case Rounding::NearestEven: {
+      const I odd = V::and_(V::srlv(sig, s), one);
+      up_in = V::m_or(V::gt(rem, half), V::m_and(V::eq(rem, half), V::eq(odd, one)));
+      up_low = V::m_and(s24, V::gt(sig, V::set(0x00800000)));
+      break;
+    }
+    case Rounding::NearestAway:
+      up_in = V::m_not(V::gt(half, rem));
+      up_low = V::m_and(s24, V::m_not(V::gt(V::set(0x00800000), sig)));
+      break;
+    case Rounding::TowardZero:
+      up_in = V::eq(one, V::set(0));
+      up_low = up_in;
+      break;
+    case Rounding::Stochastic:
+    default: {
+      const I top_in = V::sllv(rem, V::sub(V::set(32), s));
+      up_in = V::lt_u(rnd, top_in);
+      // sllv / srlv give 0 for counts >= 32, so each branch is 0 outside its range
+      const I top_low = V::or_(V::sllv(sig, V::sub(V::set(32), s)), V::srlv(sig, V::sub(s, V::set(32))));
+      up_low = V::lt_u(rnd, V::select(V::gt(s, V::set(32)), V::srlv(sig, V::sub(s, V::set(32))), top_low));
+      break;
+    }
+  }
+  const I r_in = V::add(V::andnot(mask, a), V::select(up_in, step, V::set(0)));
+  const I pow2q = V::select(V::gt(V::set(-126), q), V::sllv(one, V::add(q, V::set(149))),
+                            V::sllv(V::add(q, V::set(127)), V::set(23)));
+  const I r_low = V::select(up_low, pow2q, V::set(0));
+  I r = V::select(V::gt(s, V::set(0)), V::select(V::gt(V::set(24), s), r_in, r_low), a);
+
+  // Overflow: beyond the largest value of this sign.
+  const M neg = V::eq(sign, V::set(static_cast<std::int32_t>(0x80000000u)));
+  const I limit = V::select(neg, p.neg_max_bits, p.max_bits);
+  const M over = V::gt_u(r, limit);
+  const bool to_limit = p.saturate || mode == Rounding::TowardZero;
+  r = V::select(over, to_limit ? limit : p.ovf_bits, r);
+
+  // Specials: Inf and NaN inputs.
+  const I inf = V::set(0x7F800000);
+  const M is_inf = V::eq(a, inf);
+  const M is_nan = V::gt_u(a, inf);
+  const I inf_result = p.saturate || V::any(V::eq(p.inf_bits, V::set(0))) ? limit : p.inf_bits;
+  r = V::select(is_inf, inf_result, r);
+  if (V::any(is_nan)) {
+    if (p.nan_encodable) r = V::select(is_nan, V::or_(p.nan_or, V::and_(a, p.nan_keep)), r);
+    else bad = V::m_or(bad, is_nan);
+  }
+  // The sign: kept on zero only for minifloats (integers have no -0).
+  const I signed_r = V::or_(r, sign);
+  if (p.zero_keeps_sign) return signed_r;
+  return V::select(V::eq(r, V::set(0)), r, signed_r);
+}
+
+// Fake-quantises values [begin, end) of one contiguous line (a row) of a block format whose
+// blocks start at multiples of `block` within the line. `index0` is the logical index of the
+// line's first value (for stochastic bits). `er` is the element's rounding (for asymmetric
+// formats: a wide integer rounding, saturating at 2^24, before the zero point and clamp).
+// Returns false when a lane held a NaN the format
+// cannot encode (the caller reruns the scalar reference, which reports it).
+template <class V, class Fmt>
+bool fake_quant_line(const Fmt& fmt, const ElementRounding& er, const float* x, float* y, std::int64_t begin,
+                     std::int64_t end, std::int64_t block, std::uint64_t index0, Rounding mode, std::uint64_t seed,
+                     const TensorParams& tp) {
+  using I = typename V::I;
+  using F = typename V::F;
+  using M = typename V::M;
+  const LaneRounding<V> p(er);
+  const bool stochastic = mode == Rounding::Stochastic;
+  M bad = V::eq(V::set(0), V::set(1));
+  const I zero = V::set(0);
+
+  if (!fmt.has_scale()) {
+    for (std::int64_t i = begin; i < end; i += V::N) {
+      const int n = static_cast<int>(std::min<std::int64_t>(V::N, end - i));
+      const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
+      V::store(y + i, V::flt(round_lanes<V>(V::bits(V::load(x + i, n)), p, mode, rnd, bad)), n);
+    }
+    return !V::any(bad);
+  }
+
+  const bool pow2 = fmt.scale.kind == ScaleKind::E8M0;
+  const bool asym = fmt.scale.zero_point;
+  for (std::int64_t b0 = begin; b0 < end; b0 += block) {
+    const std::int64_t b1 = std::min(end, b0 + block);
+    // Pass 1: the block's range, exactly as the scalar reference sees it.
+    I amax_bits = zero;
+    F lo = V::setf(0.0f), hi = V::setf(0.0f);
+    for (std::int64_t i = b0; i < b1; i += V::N) {
+      const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
+      const F v = V::load(x + i, n);
+      amax_bits = V::max_u(amax_bits, V::and_(V::bits(v), V::set(0x7FFFFFFF)));
+      if (asym) {
+        lo = V::min_f(lo, v);
+        hi = V::max_f(hi, v);
+      }
+    }
+    const std::uint32_t amax_u = V::reduce_max_u(amax_bits);
+    const bool finite = amax_u < 0x7F800000u;
+    BlockHeader h;
+    const double lo_d = asym ? static_cast<double>(V::reduce_min_f(lo)) : 0.0;
+    const double hi_d = asym ? static_cast<double>(V::reduce_max_f(hi)) : 0.0;
+    const float s = fmt.choose_header(static_cast<double>(bits_float(amax_u)), lo_d, hi_d, finite, tp, h);
+    if (!(s > 0.0f)) {
+      const F fill = V::flt(V::set(std::isnan(s) ? 0x7FC00000 : 0));
+      for (std::int64_t i = b0; i < b1; i += V::N) V::store(y + i, fill, static_cast<int>(std::min<std::int64_t>(V::N, b1 - i)));
+      continue;
+    }
+    const F sv = V::setf(s), inv = V::setf(1.0f / s);
+    if (asym) {
+      const I zp = V::set(static_cast<std::int32_t>(h.zero_point));
+      const I qmax = V::set(static_cast<std::int32_t>(fmt.element.max_value()));
+      for (std::int64_t i = b0; i < b1; i += V::N) {
+        const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
+        const F yv = V::div(V::load(x + i, n), sv);
+        const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
+        const I r = round_lanes<V>(V::bits(yv), p, mode, rnd, bad);  // integral float, |r| < 2^24
+        const I k = V::add(V::f2i(V::flt(r)), zp);
+        const I kc = V::min_i(V::max_i(k, zero), qmax);
+        V::store(y + i, V::mul(V::i2f(V::sub(kc, zp)), sv), n);
+      }
+      continue;
+    }
+    for (std::int64_t i = b0; i < b1; i += V::N) {
+      const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
+      const F xv = V::load(x + i, n);
+      const F yv = pow2 ? V::mul(xv, inv) : V::div(xv, sv);
+      const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
+      const I r = round_lanes<V>(V::bits(yv), p, mode, rnd, bad);
+      V::store(y + i, V::mul(V::flt(r), sv), n);
+    }
+  }
+  return !V::any(bad);
+}

@@ -1,0 +1,85 @@
+// The SIMD fake-quant paths (AVX-512, AVX2) and the choice between them and the scalar
+// reference. The kernel is written once (fake_quant_body.inl) and compiled per instruction
+// set here; quant/fake_quant.hpp calls fake_quant_line_simd for contiguous rows.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "lowbit/core/bits.hpp"
+#include "lowbit/core/rounding.hpp"
+#include "lowbit/formats/block_format.hpp"
+#include "lowbit/kernels/dispatch.hpp"
+#include "lowbit/kernels/element_rounding.hpp"
+
+#if defined(__x86_64__)
+#include "lowbit/kernels/simd_avx2.hpp"
+#include "lowbit/kernels/simd_avx512.hpp"
+
+LOWBIT_TARGET_AVX512_BEGIN
+namespace lowbit::kernels::avx512 {
+using simd::Avx512;
+#include "lowbit/kernels/fake_quant_body.inl"
+}  // namespace lowbit::kernels::avx512
+LOWBIT_TARGET_END
+
+LOWBIT_TARGET_AVX2_BEGIN
+namespace lowbit::kernels::avx2 {
+using simd::Avx2;
+#include "lowbit/kernels/fake_quant_body.inl"
+}  // namespace lowbit::kernels::avx2
+LOWBIT_TARGET_END
+#define LOWBIT_HAS_X86_KERNELS 1
+#else
+#define LOWBIT_HAS_X86_KERNELS 0
+#endif
+
+namespace lowbit::kernels {
+
+// The element rounding a SIMD kernel would use for this format, or eligible = false when
+// the format runs only on the scalar reference.
+template <class Fmt>
+ElementRounding simd_rounding(const Fmt& fmt) {
+  using E = typename Fmt::element_type;
+  if constexpr (std::is_same_v<E, MinifloatSpec> || std::is_same_v<E, FixedPointSpec>) {
+    if (fmt.scale.tensor_scale && fmt.scale.kind != ScaleKind::Float) return {};
+    if (fmt.scale.zero_point) {
+      // (k - zp) * s with k = round(y) + zp clamped: a wide integer rounding first
+      ElementRounding wide = element_rounding(FixedPointSpec{16, 0, IntRange::TwosComplement});
+      wide.max_bits = wide.neg_max_bits = float_bits(16777216.0f);
+      return wide;
+    }
+    if constexpr (std::is_same_v<E, MinifloatSpec>) {
+      if (fmt.element.man_bits == 0) return {};  // ties between binades: scalar only
+    }
+    return element_rounding(fmt.element);
+  } else {
+    return {};
+  }
+}
+
+// Runs the kernel of `path` on values [begin, end) of one contiguous line. Returns false if
+// the path could not produce the result (the caller then runs the scalar reference).
+template <class Fmt>
+bool fake_quant_line_simd(SimdPath path, const Fmt& fmt, const ElementRounding& er, const float* x, float* y,
+                          std::int64_t begin, std::int64_t end, std::int64_t block, std::uint64_t index0,
+                          Rounding mode, std::uint64_t seed, const TensorParams& tp) {
+#if LOWBIT_HAS_X86_KERNELS
+  if (!er.eligible) return false;
+  switch (path) {
+    case SimdPath::AVX512:
+      return avx512::fake_quant_line<simd::Avx512>(fmt, er, x, y, begin, end, block, index0, mode, seed, tp);
+    case SimdPath::AVX2:
+      return avx2::fake_quant_line<simd::Avx2>(fmt, er, x, y, begin, end, block, index0, mode, seed, tp);
+    case SimdPath::Scalar: return false;
+  }
+#else
+  (void)path, (void)fmt, (void)er, (void)x, (void)y, (void)begin, (void)end, (void)block, (void)index0, (void)mode,
+      (void)seed, (void)tp;
+#endif
+  return false;
+}
+
+}  // namespace lowbit::kernels

@@ -1,0 +1,119 @@
+// 8 lanes of 32 bits with AVX2 (+FMA, F16C): the operations the kernels are written in.
+// Masks are vectors of all-ones / all-zero lanes.
+#pragma once
+
+#include <cstdint>
+
+#include "lowbit/kernels/target.hpp"
+
+LOWBIT_TARGET_AVX2_BEGIN
+namespace lowbit::simd {
+
+struct Avx2 {
+  static constexpr int N = 8;
+  using F = __m256;
+  using I = __m256i;
+  using M = __m256i;
+
+  static M tail(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static F load(const float* p, int n) {
+    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, tail(n));
+  }
+  static void store(float* p, F v, int n) {
+    if (n >= 8) _mm256_storeu_ps(p, v);
+    else _mm256_maskstore_ps(p, tail(n), v);
+  }
+  static I load_u32(const std::uint32_t* p, int n) {
+    const int* q = reinterpret_cast<const int*>(p);
+    return n >= 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskload_epi32(q, tail(n));
+  }
+  static void store_u32(std::uint32_t* p, I v, int n) {
+    if (n >= 8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+    else _mm256_maskstore_epi32(reinterpret_cast<int*>(p), tail(n), v);
+  }
+
+  static I bits(F v) { return _mm256_castps_si256(v); }
+  static F flt(I v) { return _mm256_castsi256_ps(v); }
+  static I set(std::int32_t x) { return _mm256_set1_epi32(x); }
+  static F setf(float x) { return _mm256_set1_ps(x); }
+  static I iota() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+
+  static I and_(I a, I b) { return _mm256_and_si256(a, b); }
+  static I or_(I a, I b) { return _mm256_or_si256(a, b); }
+  static I xor_(I a, I b) { return _mm256_xor_si256(a, b); }
+  static I andnot(I a, I b) { return _mm256_andnot_si256(a, b); }
+  static I add(I a, I b) { return _mm256_add_epi32(a, b); }
+  static I sub(I a, I b) { return _mm256_sub_epi32(a, b); }
+  template <int K> static I srl(I a) { return _mm256_srli_epi32(a, K); }
+  static I sllv(I a, I n) { return _mm256_sllv_epi32(a, n); }  // counts >= 32 give 0
+  static I srlv(I a, I n) { return _mm256_srlv_epi32(a, n); }
+  static I max_i(I a, I b) { return _mm256_max_epi32(a, b); }
+  static I min_i(I a, I b) { return _mm256_min_epi32(a, b); }
+  static I max_u(I a, I b) { return _mm256_max_epu32(a, b); }
+
+  static M eq(I a, I b) { return _mm256_cmpeq_epi32(a, b); }
+  static M gt(I a, I b) { return _mm256_cmpgt_epi32(a, b); }
+  static M gt_u(I a, I b) {
+    const I s = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+    return _mm256_cmpgt_epi32(_mm256_xor_si256(a, s), _mm256_xor_si256(b, s));
+  }
+  static M lt_u(I a, I b) { return gt_u(b, a); }
+  static M m_and(M a, M b) { return _mm256_and_si256(a, b); }
+  static M m_or(M a, M b) { return _mm256_or_si256(a, b); }
+  static M m_not(M a) { return _mm256_xor_si256(a, _mm256_set1_epi32(-1)); }
+  static bool any(M a) { return !_mm256_testz_si256(a, a); }
+  static I select(M m, I yes, I no) { return _mm256_blendv_epi8(no, yes, m); }
+
+  static I f2i(F a) { return _mm256_cvttps_epi32(a); }  // exact for integral values
+  static F i2f(I a) { return _mm256_cvtepi32_ps(a); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm256_div_ps(a, b); }
+  static F min_f(F a, F b) { return _mm256_min_ps(a, b); }
+  static F max_f(F a, F b) { return _mm256_max_ps(a, b); }
+
+  static std::uint32_t reduce_max_u(I a) {
+    __m128i m = _mm_max_epu32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+    return static_cast<std::uint32_t>(_mm_cvtsi128_si32(m));
+  }
+  static float reduce_min_f(F a) {
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_min_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm_min_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtss_f32(m);
+  }
+  static float reduce_max_f(F a) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtss_f32(m);
+  }
+
+  // 64-bit lanes for the stochastic-rounding generator (AVX2 has no 64-bit multiply:
+  // built from 32 x 32 -> 64 products).
+  using Q = __m256i;
+  static constexpr int N64 = 4;
+  static Q mul64(Q a, Q b) {
+    const Q lo = _mm256_mul_epu32(a, b);
+    const Q c1 = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), b);
+    const Q c2 = _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32));
+    return _mm256_add_epi64(lo, _mm256_slli_epi64(_mm256_add_epi64(c1, c2), 32));
+  }
+  static Q add64(Q a, Q b) { return _mm256_add_epi64(a, b); }
+  static Q xor64(Q a, Q b) { return _mm256_xor_si256(a, b); }
+  template <int K> static Q srl64(Q a) { return _mm256_srli_epi64(a, K); }
+  static Q set64(std::uint64_t x) { return _mm256_set1_epi64x(static_cast<long long>(x)); }
+  static Q iota64(std::uint64_t base) { return _mm256_add_epi64(set64(base), _mm256_setr_epi64x(0, 1, 2, 3)); }
+  // High 32 bits of each 64-bit lane of lo (lanes 0..3) and hi (lanes 4..7), in lane order.
+  static I high_halves(Q lo, Q hi) {
+    const __m256 a = _mm256_castsi256_ps(lo), b = _mm256_castsi256_ps(hi);
+    const __m256 h = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));  // a1 a3 b1 b3 | a5 a7 b5 b7
+    return _mm256_permute4x64_epi64(_mm256_castps_si256(h), _MM_SHUFFLE(3, 1, 2, 0));
+  }
+};
+
+}  // namespace lowbit::simd
+LOWBIT_TARGET_END

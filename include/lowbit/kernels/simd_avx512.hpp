@@ -1,0 +1,83 @@
+// 16 lanes of 32 bits with AVX-512 (F/BW/VL/DQ): the operations the kernels are written in.
+#pragma once
+
+#include <cstdint>
+
+#include "lowbit/kernels/target.hpp"
+
+LOWBIT_TARGET_AVX512_BEGIN
+namespace lowbit::simd {
+
+struct Avx512 {
+  static constexpr int N = 16;
+  using F = __m512;
+  using I = __m512i;
+  using M = __mmask16;
+
+  static M tail(int n) { return static_cast<M>(n >= 16 ? 0xFFFF : ((1u << n) - 1u)); }
+  static F load(const float* p, int n) { return _mm512_maskz_loadu_ps(tail(n), p); }
+  static void store(float* p, F v, int n) { _mm512_mask_storeu_ps(p, tail(n), v); }
+  static I load_u32(const std::uint32_t* p, int n) { return _mm512_maskz_loadu_epi32(tail(n), p); }
+  static void store_u32(std::uint32_t* p, I v, int n) { _mm512_mask_storeu_epi32(p, tail(n), v); }
+
+  static I bits(F v) { return _mm512_castps_si512(v); }
+  static F flt(I v) { return _mm512_castsi512_ps(v); }
+  static I set(std::int32_t x) { return _mm512_set1_epi32(x); }
+  static F setf(float x) { return _mm512_set1_ps(x); }
+  static I iota() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
+
+  static I and_(I a, I b) { return _mm512_and_si512(a, b); }
+  static I or_(I a, I b) { return _mm512_or_si512(a, b); }
+  static I xor_(I a, I b) { return _mm512_xor_si512(a, b); }
+  static I andnot(I a, I b) { return _mm512_andnot_si512(a, b); }  // ~a & b
+  static I add(I a, I b) { return _mm512_add_epi32(a, b); }
+  static I sub(I a, I b) { return _mm512_sub_epi32(a, b); }
+  template <int K> static I srl(I a) { return _mm512_srli_epi32(a, K); }
+  static I sllv(I a, I n) { return _mm512_sllv_epi32(a, n); }  // counts >= 32 give 0
+  static I srlv(I a, I n) { return _mm512_srlv_epi32(a, n); }
+  static I max_i(I a, I b) { return _mm512_max_epi32(a, b); }
+  static I min_i(I a, I b) { return _mm512_min_epi32(a, b); }
+  static I max_u(I a, I b) { return _mm512_max_epu32(a, b); }
+
+  static M eq(I a, I b) { return _mm512_cmpeq_epi32_mask(a, b); }
+  static M gt(I a, I b) { return _mm512_cmpgt_epi32_mask(a, b); }
+  static M gt_u(I a, I b) { return _mm512_cmpgt_epu32_mask(a, b); }
+  static M lt_u(I a, I b) { return _mm512_cmplt_epu32_mask(a, b); }
+  static M m_and(M a, M b) { return static_cast<M>(a & b); }
+  static M m_or(M a, M b) { return static_cast<M>(a | b); }
+  static M m_not(M a) { return static_cast<M>(~a); }
+  static bool any(M a) { return a != 0; }
+  static I select(M m, I yes, I no) { return _mm512_mask_blend_epi32(m, no, yes); }
+
+  static I f2i(F a) { return _mm512_cvttps_epi32(a); }  // exact for integral values
+  static F i2f(I a) { return _mm512_cvtepi32_ps(a); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static F min_f(F a, F b) { return _mm512_min_ps(a, b); }
+  static F max_f(F a, F b) { return _mm512_max_ps(a, b); }
+
+  static std::uint32_t reduce_max_u(I a) { return _mm512_reduce_max_epu32(a); }
+  static float reduce_min_f(F a) { return _mm512_reduce_min_ps(a); }
+  static float reduce_max_f(F a) { return _mm512_reduce_max_ps(a); }
+
+  // 64-bit lanes for the stochastic-rounding generator: 16 indices as two halves.
+  using Q = __m512i;
+  static Q mul64(Q a, Q b) { return _mm512_mullo_epi64(a, b); }
+  static Q add64(Q a, Q b) { return _mm512_add_epi64(a, b); }
+  static Q xor64(Q a, Q b) { return _mm512_xor_si512(a, b); }
+  template <int K> static Q srl64(Q a) { return _mm512_srli_epi64(a, K); }
+  static Q set64(std::uint64_t x) { return _mm512_set1_epi64(static_cast<long long>(x)); }
+  static Q iota64(std::uint64_t base) {
+    return _mm512_add_epi64(set64(base), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static constexpr int N64 = 8;
+  // High 32 bits of each 64-bit lane of lo (lanes 0..7) and hi (lanes 8..15), in lane order.
+  static I high_halves(Q lo, Q hi) {
+    const __m256i a = _mm512_cvtepi64_epi32(_mm512_srli_epi64(lo, 32));
+    const __m256i b = _mm512_cvtepi64_epi32(_mm512_srli_epi64(hi, 32));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+  }
+};
+
+}  // namespace lowbit::simd
+LOWBIT_TARGET_END
