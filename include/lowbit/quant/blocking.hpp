@@ -45,6 +45,8 @@ class BlockGrid {
       case Blocking::Kind::Along: {
         detail::require(b.axis == 0 || b.axis == 1, where, "axis must be 0 or 1, got ", b.axis);
         const std::int64_t line = b.axis == 1 ? cols : rows;
+        detail::require(b.block >= -1, where, "block size must be positive, 0 (the format's) or -1 (the whole line), got ",
+                        b.block);
         std::int64_t bs = b.block == 0 ? format_block : (b.block < 0 ? line : b.block);
         detail::require(bs >= 1 || line == 0, where, "block size must be positive, got ", b.block);
         b_.block = std::max<std::int64_t>(bs, 1);
@@ -66,11 +68,12 @@ class BlockGrid {
   std::int64_t count() const { return count_; }
   std::int64_t rows() const { return rows_; }
   std::int64_t cols() const { return cols_; }
-  // Largest number of elements in one block.
+  // Largest number of elements in one block. Bounded by the shape, not the nominal block,
+  // because callers size buffers with it (a block far longer than the line is the line).
   std::int64_t max_block_elements() const {
     switch (b_.kind) {
-      case Blocking::Kind::Along: return b_.block;
-      case Blocking::Kind::Tiles: return b_.tile_rows * b_.tile_cols;
+      case Blocking::Kind::Along: return std::min(b_.block, b_.axis == 1 ? cols_ : rows_);
+      case Blocking::Kind::Tiles: return std::min(b_.tile_rows, rows_) * std::min(b_.tile_cols, cols_);
       case Blocking::Kind::PerTensor: return rows_ * cols_;
     }
     return 0;
