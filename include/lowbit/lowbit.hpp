@@ -5,6 +5,7 @@
 #include "lowbit/core/matrix_ref.hpp"
 #include "lowbit/core/rounding.hpp"
 #include "lowbit/formats/standard.hpp"
+#include "lowbit/quant/eigen.hpp"
 #include "lowbit/quant/fake_quant.hpp"
 #include "lowbit/quant/metrics.hpp"
 #include "lowbit/quant/registry.hpp"
