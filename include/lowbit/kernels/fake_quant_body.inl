@@ -117,7 +117,10 @@ inline typename V::I round_lanes(typename V::I xb, const LaneRounding<V>& p, Rou
   r = V::select(is_inf, inf_result, r);
   if (V::any(is_nan)) {
     if (p.nan_encodable) r = V::select(is_nan, V::or_(p.nan_or, V::and_(a, p.nan_keep)), r);
-    else bad = V::m_or(bad, is_nan);
+    else {
+      bad = V::m_or(bad, is_nan);
+      r = V::select(is_nan, a, r);  // leave the NaN in place for the scalar path to report
+    }
   }
   // The sign: kept on zero only for minifloats (integers have no -0).
   const I signed_r = V::or_(r, sign);

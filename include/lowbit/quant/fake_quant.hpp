@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -16,9 +17,12 @@
 #include <vector>
 
 #include "lowbit/core/error.hpp"
+#include "lowbit/core/parallel.hpp"
 #include "lowbit/core/matrix_ref.hpp"
 #include "lowbit/core/rounding.hpp"
 #include "lowbit/formats/block_format.hpp"
+#include "lowbit/kernels/dispatch.hpp"
+#include "lowbit/kernels/fake_quant_simd.hpp"
 #include "lowbit/quant/blocking.hpp"
 #include "lowbit/quant/quantized_tensor.hpp"
 
@@ -28,6 +32,7 @@ struct QuantOptions {
   Rounding rounding = Rounding::NearestEven;
   std::uint64_t seed = 0;
   Blocking blocking{};
+  int threads = 0;  // 0: lowbit's default (set_num_threads); results never depend on it
 };
 
 // Format values and format types alike: format_of(MXFP4{}) is the BlockFormat value.
@@ -60,24 +65,79 @@ TensorParams tensor_pass(const Fmt& fmt, MatrixRef<const float> in) {
   return fmt.tensor_params(amax);
 }
 
-// Runs `body(g, x, index, n, coords)` over every block with its values gathered.
+// Work is cut into chunks of whole blocks of about this many values; the cut depends only on
+// the shape, never on the thread count.
+inline constexpr std::int64_t kChunkValues = 1 << 16;
+
+inline std::int64_t chunk_count(const BlockGrid& grid) {
+  const std::int64_t values = grid.rows() * grid.cols();
+  return std::clamp<std::int64_t>(values / kChunkValues, 1, std::max<std::int64_t>(grid.count(), 1));
+}
+
+// Per-chunk buffers, each as long as the largest block.
+struct BlockScratch {
+  std::vector<std::uint32_t> codes;
+  std::vector<float> y;
+  explicit BlockScratch(std::int64_t cap) : codes(static_cast<std::size_t>(cap)), y(static_cast<std::size_t>(cap)) {}
+};
+
+// Runs `body(g, x, index, n, coords, scratch)` over every block with its values gathered,
+// the blocks split over threads in chunks (each chunk with its own buffers).
 template <class Body>
-void for_each_block(const BlockGrid& grid, MatrixRef<const float> in, Body&& body) {
+void for_each_block(const BlockGrid& grid, MatrixRef<const float> in, int threads, Body&& body) {
   const std::int64_t cap = grid.max_block_elements();
-  std::vector<float> x(static_cast<std::size_t>(cap));
-  std::vector<std::uint64_t> index(static_cast<std::size_t>(cap));
-  std::vector<std::int64_t> rc(static_cast<std::size_t>(2 * cap));
-  for (std::int64_t g = 0; g < grid.count(); ++g) {
-    std::size_t n = 0;
-    grid.for_each(g, [&](std::int64_t r, std::int64_t c) {
-      x[n] = in(r, c);
-      index[n] = static_cast<std::uint64_t>(r * in.cols + c);
-      rc[2 * n] = r;
-      rc[2 * n + 1] = c;
-      ++n;
-    });
-    body(g, x.data(), index.data(), n, rc.data());
-  }
+  parallel_for(grid.count(), chunk_count(grid), threads, [&](std::int64_t g0, std::int64_t g1) {
+    std::vector<float> x(static_cast<std::size_t>(cap));
+    std::vector<std::uint64_t> index(static_cast<std::size_t>(cap));
+    std::vector<std::int64_t> rc(static_cast<std::size_t>(2 * cap));
+    BlockScratch scratch(cap);
+    for (std::int64_t g = g0; g < g1; ++g) {
+      std::size_t n = 0;
+      grid.for_each(g, [&](std::int64_t r, std::int64_t c) {
+        x[n] = in(r, c);
+        index[n] = static_cast<std::uint64_t>(r * in.cols + c);
+        rc[2 * n] = r;
+        rc[2 * n + 1] = c;
+        ++n;
+      });
+      body(g, x.data(), index.data(), n, rc.data(), scratch);
+    }
+  });
+}
+
+// The SIMD path: contiguous rows, blocks along them (or no blocks at all). Returns false
+// when it does not apply; the caller then runs the scalar reference.
+template <class Fmt>
+bool fake_quant_simd(const Fmt& fmt, const BlockGrid& grid, MatrixRef<const float> in, MatrixRef<float> out,
+                     const QuantOptions& opt, const TensorParams& tp) {
+  const SimdPath path = active_simd_path();
+  if (path == SimdPath::Scalar || in.col_stride != 1 || out.col_stride != 1 || in.size() == 0) return false;
+  const Blocking& b = grid.blocking();
+  const bool rows_of_blocks = b.kind == Blocking::Kind::Along && b.axis == 1;
+  if (fmt.has_scale() && !rows_of_blocks) return false;
+  const ElementRounding er = kernels::simd_rounding(fmt);
+  if (!er.eligible) return false;
+  // Units of work: blocks along rows (for per-element formats, runs of kLine values).
+  constexpr std::int64_t kLine = 1024;
+  const std::int64_t unit = fmt.has_scale() ? b.block : kLine;
+  const std::int64_t per_row = (in.cols + unit - 1) / unit;
+  const std::int64_t units = per_row * in.rows;
+  const std::int64_t chunks = std::clamp<std::int64_t>(in.size() / kChunkValues, 1, units);
+  std::atomic<bool> ok{true};
+  parallel_for(units, chunks, opt.threads, [&](std::int64_t u0, std::int64_t u1) {
+    for (std::int64_t u = u0; u < u1;) {
+      const std::int64_t r = u / per_row, k0 = u % per_row;
+      const std::int64_t k1 = std::min(per_row, k0 + (u1 - u));  // stay within row r
+      const std::int64_t c0 = k0 * unit, c1 = std::min(in.cols, k1 * unit);
+      const float* x = in.data + r * in.row_stride;
+      float* y = out.data + r * out.row_stride;
+      if (!kernels::fake_quant_line_simd(path, fmt, er, x, y, c0, c1, unit, static_cast<std::uint64_t>(r * in.cols),
+                                         opt.rounding, opt.seed, tp))
+        ok.store(false);
+      u += k1 - k0;
+    }
+  });
+  return ok.load();
 }
 
 }  // namespace detail
@@ -94,12 +154,12 @@ QuantizedTensor quantize(const F& format, MatrixRef<const float> in, const Quant
   qt.tensor = detail::tensor_pass(fmt, in);
   qt.codes.resize(static_cast<std::size_t>(in.rows * in.cols));
   qt.headers.resize(static_cast<std::size_t>(grid.count()));
-  std::vector<std::uint32_t> codes(static_cast<std::size_t>(grid.max_block_elements()));
-  detail::for_each_block(grid, in, [&](std::int64_t g, const float* x, const std::uint64_t* idx, std::size_t n,
-                                       const std::int64_t* rc) {
+  detail::for_each_block(grid, in, opt.threads, [&](std::int64_t g, const float* x, const std::uint64_t* idx,
+                                                    std::size_t n, const std::int64_t* rc, detail::BlockScratch& sc) {
     qt.headers[static_cast<std::size_t>(g)] =
-        fmt.quantize_block(x, idx, n, opt.rounding, opt.seed, qt.tensor, codes.data());
-    for (std::size_t i = 0; i < n; ++i) qt.codes[static_cast<std::size_t>(rc[2 * i] * in.cols + rc[2 * i + 1])] = codes[i];
+        fmt.quantize_block(x, idx, n, opt.rounding, opt.seed, qt.tensor, sc.codes.data());
+    // blocks never share a value, so chunks write disjoint codes
+    for (std::size_t i = 0; i < n; ++i) qt.codes[static_cast<std::size_t>(rc[2 * i] * in.cols + rc[2 * i + 1])] = sc.codes[i];
   });
   return qt;
 }
@@ -116,20 +176,22 @@ void dequantize(const F& format, const QuantizedTensor& qt, MatrixRef<float> out
                   "dequantize", "quantized tensor is inconsistent: ", qt.headers.size(), " headers for ", grid.count(),
                   " blocks, ", qt.codes.size(), " codes for ", qt.rows * qt.cols, " values");
   const std::int64_t cap = grid.max_block_elements();
-  std::vector<std::uint32_t> codes(static_cast<std::size_t>(cap));
-  std::vector<float> y(static_cast<std::size_t>(cap));
-  std::vector<std::int64_t> rc(static_cast<std::size_t>(2 * cap));
-  for (std::int64_t g = 0; g < grid.count(); ++g) {
-    std::size_t n = 0;
-    grid.for_each(g, [&](std::int64_t r, std::int64_t c) {
-      codes[n] = qt.codes[static_cast<std::size_t>(r * qt.cols + c)];
-      rc[2 * n] = r;
-      rc[2 * n + 1] = c;
-      ++n;
-    });
-    fmt.dequantize_block(codes.data(), n, qt.headers[static_cast<std::size_t>(g)], qt.tensor, y.data());
-    for (std::size_t i = 0; i < n; ++i) out(rc[2 * i], rc[2 * i + 1]) = y[i];
-  }
+  parallel_for(grid.count(), detail::chunk_count(grid), 0, [&](std::int64_t g0, std::int64_t g1) {
+    std::vector<std::uint32_t> codes(static_cast<std::size_t>(cap));
+    std::vector<float> y(static_cast<std::size_t>(cap));
+    std::vector<std::int64_t> rc(static_cast<std::size_t>(2 * cap));
+    for (std::int64_t g = g0; g < g1; ++g) {
+      std::size_t n = 0;
+      grid.for_each(g, [&](std::int64_t r, std::int64_t c) {
+        codes[n] = qt.codes[static_cast<std::size_t>(r * qt.cols + c)];
+        rc[2 * n] = r;
+        rc[2 * n + 1] = c;
+        ++n;
+      });
+      fmt.dequantize_block(codes.data(), n, qt.headers[static_cast<std::size_t>(g)], qt.tensor, y.data());
+      for (std::size_t i = 0; i < n; ++i) out(rc[2 * i], rc[2 * i + 1]) = y[i];
+    }
+  });
 }
 
 template <class F>
@@ -141,14 +203,12 @@ void fake_quant(const F& format, MatrixRef<const float> in, MatrixRef<float> out
                   " but the input is ", in.rows, " x ", in.cols);
   const BlockGrid grid = detail::make_grid(fmt, opt.blocking, in.rows, in.cols);
   const TensorParams tp = detail::tensor_pass(fmt, in);
-  const std::int64_t cap = grid.max_block_elements();
-  std::vector<std::uint32_t> codes(static_cast<std::size_t>(cap));
-  std::vector<float> y(static_cast<std::size_t>(cap));
-  detail::for_each_block(grid, in, [&](std::int64_t, const float* x, const std::uint64_t* idx, std::size_t n,
-                                       const std::int64_t* rc) {
-    const BlockHeader h = fmt.quantize_block(x, idx, n, opt.rounding, opt.seed, tp, codes.data());
-    fmt.dequantize_block(codes.data(), n, h, tp, y.data());
-    for (std::size_t i = 0; i < n; ++i) out(rc[2 * i], rc[2 * i + 1]) = y[i];
+  if (detail::fake_quant_simd(fmt, grid, in, out, opt, tp)) return;
+  detail::for_each_block(grid, in, opt.threads, [&](std::int64_t, const float* x, const std::uint64_t* idx,
+                                                    std::size_t n, const std::int64_t* rc, detail::BlockScratch& sc) {
+    const BlockHeader h = fmt.quantize_block(x, idx, n, opt.rounding, opt.seed, tp, sc.codes.data());
+    fmt.dequantize_block(sc.codes.data(), n, h, tp, sc.y.data());
+    for (std::size_t i = 0; i < n; ++i) out(rc[2 * i], rc[2 * i + 1]) = sc.y[i];
   });
 }
 

@@ -1,0 +1,265 @@
+// Every SIMD path this CPU runs produces exactly the scalar reference's bits: random values,
+// random bit patterns, the golden inputs, every code and every midpoint of the element
+// formats, ties, subnormals, saturation, NaN/Inf blocks and tails, in all rounding modes and
+// for any thread count.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lowbit/io/npy.hpp"
+#include "lowbit/lowbit.hpp"
+#include "shared_data.hpp"
+
+namespace {
+
+using lowbit::MatrixRef;
+using lowbit::Quantizer;
+using lowbit::Rounding;
+using lowbit::SimdPath;
+
+const std::vector<std::string>& simd_formats() {
+  static const std::vector<std::string> f{
+      "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "mxint8", "mxint4", "mxint2",
+      "mxfp4_rceil", "mxfp8_e4m3_ceil", "mxfp6_e2m3_even", "mxfp4_b16", "bfp8_b8", "bfp8_b16", "bfp6_b16",
+      "bfp6_b32", "bfp4_b64", "bfp3_b16", "bfp16_b16", "int8_b32_fp16", "int8_b32_fp32", "int4_b32_fp16",
+      "int4_b128_bf16", "int4_b32_e8m0", "int8_b32_e4m3", "int8_pc_fp32", "uint8_b32_fp16", "uint4_b32_fp16",
+      "uint4_b64_bf16", "nvfp4", "fp8_e4m3_b32_bf16", "fp8_e5m2_b16_fp32", "bm_e4m3_b16", "bm_e2m3_b16",
+      "fp32", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1",
+      "minifloat_e4m3_fn", "minifloat_e5m2", "minifloat_e3m4_bias5", "minifloat_e4m3_nosub",
+      "minifloat_e6m9_sat", "minifloat_e8m7_nosub", "minifloat_e2m5_fin", "minifloat_e5m10_bias12",
+      "fixed8_f7", "fixed8_f4", "fixed16_f10", "fixed4_f-2", "int8", "int4"};
+  return f;
+}
+
+std::vector<SimdPath> simd_paths() {
+  std::vector<SimdPath> p;
+  for (SimdPath s : {SimdPath::AVX2, SimdPath::AVX512})
+    if (lowbit::cpu_supports(s)) p.push_back(s);
+  return p;
+}
+
+struct PathGuard {
+  ~PathGuard() { lowbit::clear_forced_simd_path(); }
+};
+
+// Per-element formats whose elements cannot encode NaN: NaN input throws on every path, so
+// inputs for them hold none.
+bool finite_only(const Quantizer& q) {
+  if (q.info().block_size != 0) return false;  // scaled: a NaN block has a NaN scale
+  if (const auto* m = std::get_if<lowbit::MinifloatFormat>(&q.format())) return !m->element.has_nan();
+  return true;
+}
+
+std::vector<float> run(const Quantizer& q, SimdPath path, const std::vector<float>& x, std::int64_t rows,
+                       std::int64_t cols, const lowbit::QuantOptions& opt) {
+  PathGuard g;
+  lowbit::force_simd_path(path);
+  std::vector<float> y(x.size());
+  q.fake_quant(MatrixRef<const float>::row_major(x.data(), rows, cols), MatrixRef<float>::row_major(y.data(), rows, cols),
+               opt);
+  return y;
+}
+
+// Compares every compiled path with the scalar reference on x, in every rounding mode.
+void expect_paths_match(const std::string& name, const std::vector<float>& x, std::int64_t rows, std::int64_t cols,
+                        const std::string& what) {
+  const Quantizer q(name);
+  for (Rounding mode : {Rounding::NearestEven, Rounding::NearestAway, Rounding::TowardZero, Rounding::Stochastic}) {
+    lowbit::QuantOptions opt;
+    opt.rounding = mode;
+    opt.seed = 1234;
+    const std::vector<float> ref = run(q, SimdPath::Scalar, x, rows, cols, opt);
+    for (SimdPath p : simd_paths()) {
+      const std::vector<float> got = run(q, p, x, rows, cols, opt);
+      std::size_t bad = 0, first = 0;
+      for (std::size_t i = 0; i < x.size(); ++i)
+        if (std::memcmp(&ref[i], &got[i], sizeof(float)) != 0 && bad++ == 0) first = i;
+      EXPECT_EQ(bad, 0u) << name << " " << lowbit::to_string(p) << " " << lowbit::to_string(mode) << " on " << what
+                         << ": first at " << first << " x=" << std::hexfloat << x[first] << " scalar=" << ref[first]
+                         << " simd=" << got[first];
+    }
+  }
+}
+
+std::vector<float> random_values(std::size_t n, unsigned seed, bool with_specials) {
+  std::mt19937 rng(seed);
+  std::student_t_distribution<float> t(2.5f);
+  std::uniform_int_distribution<int> ex(-30, 30);
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    switch (rng() % 8) {
+      case 0: v[i] = lowbit::bits_float(static_cast<std::uint32_t>(rng())); break;  // any bit pattern
+      case 1: v[i] = std::ldexp(static_cast<float>(static_cast<int>(rng() % 64) - 32), ex(rng)); break;  // ties
+      case 2: v[i] = lowbit::bits_float(static_cast<std::uint32_t>(rng()) & 0x807FFFFFu); break;  // subnormals
+      default: v[i] = t(rng) * std::ldexp(1.0f, ex(rng));
+    }
+    if (!with_specials && !std::isfinite(v[i])) v[i] = 1.5f;
+  }
+  return v;
+}
+
+TEST(SimdFakeQuant, RandomValuesAndBitPatterns) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  for (const std::string& name : simd_formats()) {
+    const bool specials = !finite_only(Quantizer(name));
+    // odd shapes: tails of lanes and blocks in every row
+    expect_paths_match(name, random_values(37 * 203, 1, specials), 37, 203, "random");
+    expect_paths_match(name, random_values(5 * 1000, 2, specials), 5, 1000, "random wide");
+  }
+}
+
+TEST(SimdFakeQuant, NanAndInfBlocks) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  std::vector<float> x = random_values(16 * 96, 3, false);
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), lowbit::bits_float(0x7F800001u),
+                            lowbit::bits_float(0xFFC12345u), std::numeric_limits<float>::max(),
+                            -std::numeric_limits<float>::max()};
+  for (std::size_t i = 0; i < x.size(); i += 41) x[i] = specials[(i / 41) % 7];
+  for (const std::string& name : simd_formats())
+    if (!finite_only(Quantizer(name))) expect_paths_match(name, x, 16, 96, "NaN/Inf blocks");
+}
+
+TEST(SimdFakeQuant, ZeroBlocksAndTinyValues) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  std::vector<float> x(8 * 64, 0.0f);
+  for (std::size_t i = 64; i < 128; ++i) x[i] = (i % 2) ? -0.0f : 0.0f;
+  for (std::size_t i = 128; i < 192; ++i) x[i] = lowbit::bits_float(static_cast<std::uint32_t>(i));  // subnormals
+  for (std::size_t i = 192; i < 256; ++i) x[i] = std::ldexp(1.0f, -126 - static_cast<int>(i % 24)) * ((i % 3) ? 1 : -1);
+  for (std::size_t i = 256; i < 512; ++i) x[i] = std::ldexp(1.0f + static_cast<float>(i % 7) / 8, static_cast<int>(i % 250) - 125);
+  for (const std::string& name : simd_formats()) expect_paths_match(name, x, 8, 64, "zeros and tiny values");
+}
+
+// Every code of an element format and every midpoint between neighbours (and one float on
+// either side), as inputs to the per-element format and as block contents of scaled formats.
+TEST(SimdFakeQuant, EveryCodeAndMidpoint) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  const std::pair<const char*, lowbit::MinifloatSpec> elements[] = {
+      {"fp8_e4m3", lowbit::FP8_E4M3::spec},        {"fp8_e5m2", lowbit::FP8_E5M2::spec},
+      {"fp6_e3m2", lowbit::FP6_E3M2::spec},        {"fp6_e2m3", lowbit::FP6_E2M3::spec},
+      {"fp4_e2m1", lowbit::FP4_E2M1::spec},        {"fp16", lowbit::FP16::spec},
+      {"bf16", lowbit::BF16::spec},                {"minifloat_e4m3_nosub", lowbit::MinifloatSpec{4, 3, 7, false}},
+  };
+  for (const auto& [name, spec] : elements) {
+    std::vector<double> values;
+    for (std::uint32_t c = 0; c < (1u << spec.bits()); ++c) {
+      if (spec.is_nan(c) || spec.is_inf(c) || !spec.is_canonical(c)) continue;
+      const double v = spec.decode(c);
+      if (v >= 0) values.push_back(v);
+    }
+    std::sort(values.begin(), values.end());
+    std::vector<float> x;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      x.push_back(static_cast<float>(values[i]));
+      x.push_back(static_cast<float>(-values[i]));
+      if (i + 1 < values.size()) {
+        const float mid = static_cast<float>(0.5 * (values[i] + values[i + 1]));
+        for (float m : {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e38f)}) {
+          x.push_back(m);
+          x.push_back(-m);
+        }
+      }
+    }
+    const float top = static_cast<float>(spec.max_value());
+    for (float f : {top * 1.0001f, top * 1.5f, top * 4.0f}) { x.push_back(f); x.push_back(-f); }
+    while (x.size() % 64) x.push_back(0.0f);
+    const std::int64_t cols = 64, rows = static_cast<std::int64_t>(x.size()) / cols;
+    expect_paths_match(name, x, rows, cols, "every code and midpoint");
+    // as block contents: MX-style and float-scaled blocks built on the same values
+    for (const std::string& scaled : {std::string("mx") + name, std::string(name) + "_b32_fp32"}) {
+      try {
+        Quantizer probe(scaled);
+      } catch (const lowbit::Error&) {
+        continue;  // no such scaled variant (e.g. mxfp16)
+      }
+      expect_paths_match(scaled, x, rows, cols, "codes and midpoints in blocks");
+    }
+  }
+}
+
+TEST(SimdFakeQuant, GoldenInputs) {
+  LOWBIT_REQUIRE_SHARED("goldens/mx/in.npy");
+  LOWBIT_REQUIRE_SHARED("goldens/mase/in.npy");
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  for (const char* file : {"goldens/mx/in.npy", "goldens/mx/in_special.npy", "goldens/mase/in.npy"}) {
+    const auto m = lowbit::npy::read_float32_matrix(lowbit_test::shared_file(file));
+    for (const std::string& name : simd_formats()) {
+      bool has_nan = false;
+      for (float v : m.values) has_nan = has_nan || std::isnan(v);
+      if (has_nan && finite_only(Quantizer(name))) continue;
+      expect_paths_match(name, m.values, m.rows, m.cols, file);
+    }
+  }
+}
+
+TEST(SimdFakeQuant, NanIntoAFiniteOnlyFormatThrowsOnEveryPath) {
+  std::vector<float> x(100, 1.0f);
+  x[77] = std::numeric_limits<float>::quiet_NaN();
+  for (const char* name : {"fp4_e2m1", "fixed8_f4", "int8"}) {
+    for (SimdPath p : {SimdPath::Scalar, SimdPath::AVX2, SimdPath::AVX512}) {
+      if (!lowbit::cpu_supports(p)) continue;
+      PathGuard g;
+      lowbit::force_simd_path(p);
+      std::vector<float> y(x.size());
+      EXPECT_THROW(Quantizer(name).fake_quant(MatrixRef<const float>::row_major(x.data(), 1, 100),
+                                              MatrixRef<float>::row_major(y.data(), 1, 100)),
+                   lowbit::Error)
+          << name << " " << lowbit::to_string(p);
+      // in place, too: the NaN must still be reported
+      std::vector<float> z = x;
+      EXPECT_THROW(Quantizer(name).fake_quant(MatrixRef<const float>::row_major(z.data(), 1, 100),
+                                              MatrixRef<float>::row_major(z.data(), 1, 100)),
+                   lowbit::Error);
+    }
+  }
+}
+
+TEST(SimdFakeQuant, AnyThreadCountGivesTheSameBits) {
+  const std::int64_t rows = 300, cols = 1000;  // several chunks of work
+  const std::vector<float> x = random_values(static_cast<std::size_t>(rows * cols), 9, false);
+  for (const char* name : {"mxfp4", "nvfp4", "int4_b32_fp16", "nf4_b64", "bl_w8_b16", "fp8_e4m3"}) {
+    const Quantizer q(name);
+    for (Rounding mode : {Rounding::NearestEven, Rounding::Stochastic}) {
+      lowbit::QuantOptions opt;
+      opt.rounding = mode;
+      opt.seed = 5;
+      opt.threads = 1;
+      const std::vector<float> one = run(q, lowbit::best_simd_path(), x, rows, cols, opt);
+      for (int t : {2, 3, 8}) {
+        opt.threads = t;
+        EXPECT_TRUE(run(q, lowbit::best_simd_path(), x, rows, cols, opt) == one) << name << " threads " << t;
+        EXPECT_TRUE(run(q, SimdPath::Scalar, x, rows, cols, opt) == one) << name << " scalar, threads " << t;
+      }
+      // a column-major copy goes through the scalar traversal: same values
+      std::vector<float> xt(x.size()), yt(x.size());
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t c = 0; c < cols; ++c) xt[static_cast<std::size_t>(c * rows + r)] = x[static_cast<std::size_t>(r * cols + c)];
+      opt.threads = 2;
+      q.fake_quant(MatrixRef<const float>::col_major(xt.data(), rows, cols), MatrixRef<float>::col_major(yt.data(), rows, cols), opt);
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t c = 0; c < cols; ++c)
+          ASSERT_EQ(lowbit::float_bits(yt[static_cast<std::size_t>(c * rows + r)]),
+                    lowbit::float_bits(one[static_cast<std::size_t>(r * cols + c)])) << name;
+    }
+  }
+}
+
+TEST(SimdFakeQuant, ForcingAPath) {
+  {
+    PathGuard g;
+    lowbit::force_simd_path(SimdPath::Scalar);
+    EXPECT_EQ(lowbit::active_simd_path(), SimdPath::Scalar);
+  }
+  EXPECT_EQ(lowbit::active_simd_path(), lowbit::best_simd_path());
+  EXPECT_EQ(lowbit::parse_simd_path("avx2"), SimdPath::AVX2);
+  EXPECT_THROW(lowbit::parse_simd_path("sse9"), lowbit::Error);
+  if (!lowbit::cpu_supports(SimdPath::AVX512)) {
+    EXPECT_THROW(lowbit::force_simd_path(SimdPath::AVX512), lowbit::Error);
+  }
+}
+
+}  // namespace
