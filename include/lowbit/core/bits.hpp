@@ -27,9 +27,14 @@ inline Decomposed decompose(double a) noexcept {
   return {frac | (1ull << 52), field - 1075};
 }
 
-// floor(log2(a)) for finite a > 0, exact (std::ilogb is exact but not constexpr-friendly
-// everywhere; this is the same thing spelled out).
-inline int floor_log2(double a) noexcept { return std::ilogb(a); }
+// floor(log2(a)) for finite a > 0, exact, from the bits (no library call: it sits on hot
+// paths). Subnormal doubles count their leading zeros.
+inline int floor_log2(double a) noexcept {
+  const std::uint64_t b = double_bits(a) & 0x7FFFFFFFFFFFFFFFull;
+  const int field = static_cast<int>(b >> 52);
+  if (field != 0) return field - 1023;
+  return -1074 + (63 - std::countl_zero(b));
+}
 
 // True when a (finite, > 0) is an exact power of two.
 inline bool is_power_of_two(double a) noexcept {
@@ -37,7 +42,16 @@ inline bool is_power_of_two(double a) noexcept {
   return (d.significand & (d.significand - 1)) == 0;
 }
 
-// 2^e as a double, exact for every e in double's range.
-inline double pow2(int e) noexcept { return std::ldexp(1.0, e); }
+// 2^e as a double, exact for every e in double's range (built from bits for normal results).
+inline double pow2(int e) noexcept {
+  if (e >= -1022 && e <= 1023) return bits_double(static_cast<std::uint64_t>(e + 1023) << 52);
+  return std::ldexp(1.0, e);
+}
+
+// x * 2^e, exact whenever the result is a normal double (as std::ldexp, without the call).
+inline double scale2(double x, int e) noexcept {
+  if (e >= -1022 && e <= 1023) return x * pow2(e);
+  return std::ldexp(x, e);
+}
 
 }  // namespace lowbit

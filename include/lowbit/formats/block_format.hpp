@@ -113,14 +113,14 @@ struct BlockFormat {
       case ScaleRule::Even: {
         const int e = floor_log2(a);
         const int mb = top_binade_mantissa_bits(element);
-        const double r = std::ldexp(static_cast<double>(round_to_grid(a, e - mb, Rounding::NearestAway)), e - mb);
+        const double r = scale2(static_cast<double>(round_to_grid(a, e - mb, Rounding::NearestAway)), e - mb);
         se = floor_log2(r) - emax;
         break;
       }
       case ScaleRule::Fit: {
         const double m = element.max_value();
         se = floor_log2(a) - floor_log2(m);
-        if (a > std::ldexp(m, se)) ++se;
+        if (a > scale2(m, se)) ++se;
         break;
       }
       default: detail::fail("BlockFormat", "rule ", to_string(scale.rule), " does not apply to E8M0 scales");

@@ -47,8 +47,8 @@ struct FixedPointSpec {
   }
 
   double step() const { return pow2(-frac_bits); }
-  double max_value() const { return std::ldexp(static_cast<double>(max_int()), -frac_bits); }
-  double min_value() const { return std::ldexp(static_cast<double>(min_int()), -frac_bits); }
+  double max_value() const { return scale2(static_cast<double>(max_int()), -frac_bits); }
+  double min_value() const { return scale2(static_cast<double>(min_int()), -frac_bits); }
   double min_subnormal() const { return step(); }
   int emax() const { return floor_log2(max_value()); }
 
@@ -80,7 +80,7 @@ struct FixedPointSpec {
   std::uint32_t encode(double y, Rounding mode = Rounding::NearestEven, std::uint32_t random = 0) const {
     return code_of_int(saturate(round_int(y, mode, random)));
   }
-  double decode(std::uint32_t code) const { return std::ldexp(static_cast<double>(int_of_code(code)), -frac_bits); }
+  double decode(std::uint32_t code) const { return scale2(static_cast<double>(int_of_code(code)), -frac_bits); }
   double quantize(double y, Rounding mode = Rounding::NearestEven, std::uint32_t random = 0) const {
     return decode(encode(y, mode, random));
   }

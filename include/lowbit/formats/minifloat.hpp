@@ -119,9 +119,9 @@ struct MinifloatSpec {
     } else if (is_inf(code)) {
       v = std::numeric_limits<double>::infinity();
     } else if (field == 0) {
-      v = subnormals ? std::ldexp(static_cast<double>(man), emin() - man_bits) : 0.0;
+      v = subnormals ? scale2(static_cast<double>(man), emin() - man_bits) : 0.0;
     } else {
-      v = std::ldexp(static_cast<double>(man | (1u << man_bits)), field - bias - man_bits);
+      v = scale2(static_cast<double>(man | (1u << man_bits)), field - bias - man_bits);
     }
     return neg ? -v : v;
   }
@@ -138,10 +138,10 @@ struct MinifloatSpec {
     if (v == 0.0) return 0;
     const int e = floor_log2(v);
     if (e < emin()) {  // subnormal
-      return static_cast<std::uint32_t>(std::ldexp(v, man_bits - emin()));
+      return static_cast<std::uint32_t>(scale2(v, man_bits - emin()));
     }
     const std::uint32_t field = static_cast<std::uint32_t>(e + bias);
-    const std::uint32_t man = static_cast<std::uint32_t>(std::ldexp(v, man_bits - e)) - (1u << man_bits);
+    const std::uint32_t man = static_cast<std::uint32_t>(scale2(v, man_bits - e)) - (1u << man_bits);
     return (field << man_bits) | man;
   }
 
@@ -180,7 +180,7 @@ struct MinifloatSpec {
     const int e = floor_log2(a);
     const int q = e >= emin() ? e - man_bits : (subnormals ? emin() - man_bits : emin());
     const std::uint64_t k = round_to_grid(a, q, mode, random);
-    const double v = k >= kGridHuge ? std::numeric_limits<double>::infinity() : std::ldexp(static_cast<double>(k), q);
+    const double v = k >= kGridHuge ? std::numeric_limits<double>::infinity() : scale2(static_cast<double>(k), q);
     const double vmax = max_value();
     if (v > vmax) {
       if (mode == Rounding::TowardZero || overflow == Overflow::Saturate) return sign | max_code();

@@ -46,9 +46,8 @@ inline typename V::I random_lanes(std::uint64_t seed, std::uint64_t first) {
 
 // Rounds the float bits xb to the element grid; returns the float bits of the element value.
 // `bad` collects lanes holding a NaN the format cannot encode.
-template <class V>
-inline typename V::I round_lanes(typename V::I xb, const LaneRounding<V>& p, Rounding mode, typename V::I rnd,
-                                 typename V::M& bad) {
+template <class V, Rounding mode>
+inline typename V::I round_lanes(typename V::I xb, const LaneRounding<V>& p, typename V::I rnd, typename V::M& bad) {
   using I = typename V::I;
   using M = typename V::M;
   const I sign = V::and_(xb, V::set(static_cast<std::int32_t>(0x80000000u)));
@@ -71,30 +70,23 @@ inline typename V::I round_lanes(typename V::I xb, const LaneRounding<V>& p, Rou
   // Case s >= 24: the value is below one step: the result is 0 or 2^q.
   const M s24 = V::eq(s, V::set(24));
   M up_in, up_low;
-  switch (mode) {
-    case Rounding::NearestEven: {
-      const I odd = V::and_(V::srlv(sig, s), one);
-      up_in = V::m_or(V::gt(rem, half), V::m_and(V::eq(rem, half), V::eq(odd, one)));
-      up_low = V::m_and(s24, V::gt(sig, V::set(0x00800000)));
-      break;
-    }
-    case Rounding::NearestAway:
-      up_in = V::m_not(V::gt(half, rem));
-      up_low = V::m_and(s24, V::m_not(V::gt(V::set(0x00800000), sig)));
-      break;
-    case Rounding::TowardZero:
-      up_in = V::eq(one, V::set(0));
-      up_low = up_in;
-      break;
-    case Rounding::Stochastic:
-    default: {
-      const I top_in = V::sllv(rem, V::sub(V::set(32), s));
-      up_in = V::lt_u(rnd, top_in);
-      // sllv / srlv give 0 for counts >= 32, so each branch is 0 outside its range
-      const I top_low = V::or_(V::sllv(sig, V::sub(V::set(32), s)), V::srlv(sig, V::sub(s, V::set(32))));
-      up_low = V::lt_u(rnd, V::select(V::gt(s, V::set(32)), V::srlv(sig, V::sub(s, V::set(32))), top_low));
-      break;
-    }
+  if constexpr (mode == Rounding::NearestEven) {
+    const I odd = V::and_(V::srlv(sig, s), one);
+    up_in = V::m_or(V::gt(rem, half), V::m_and(V::eq(rem, half), V::eq(odd, one)));
+    up_low = V::m_and(s24, V::gt(sig, V::set(0x00800000)));
+  } else if constexpr (mode == Rounding::NearestAway) {
+    up_in = V::m_not(V::gt(half, rem));
+    up_low = V::m_and(s24, V::m_not(V::gt(V::set(0x00800000), sig)));
+  } else if constexpr (mode == Rounding::TowardZero) {
+    up_in = V::eq(one, V::set(0));
+    up_low = up_in;
+  } else {
+    (void)rnd;
+    const I top_in = V::sllv(rem, V::sub(V::set(32), s));
+    up_in = V::lt_u(rnd, top_in);
+    // sllv / srlv give 0 for counts >= 32, so each branch is 0 outside its range
+    const I top_low = V::or_(V::sllv(sig, V::sub(V::set(32), s)), V::srlv(sig, V::sub(s, V::set(32))));
+    up_low = V::lt_u(rnd, V::select(V::gt(s, V::set(32)), V::srlv(sig, V::sub(s, V::set(32))), top_low));
   }
   const I r_in = V::add(V::andnot(mask, a), V::select(up_in, step, V::set(0)));
   const I pow2q = V::select(V::gt(V::set(-126), q), V::sllv(one, V::add(q, V::set(149))),
@@ -128,21 +120,68 @@ inline typename V::I round_lanes(typename V::I xb, const LaneRounding<V>& p, Rou
   return V::select(V::eq(r, V::set(0)), r, signed_r);
 }
 
+// The power-of-two scale rules on the bits of a normal float absmax (integer arithmetic only;
+// the same results as BlockFormat::pow2_scale_exponent, which handles everything else).
+struct FastPow2Rule {
+  bool usable = false;
+  ScaleRule rule = ScaleRule::Floor;
+  int emax = 0, em = 0, mb = 0;
+  std::uint32_t mm = 0;  // mantissa bits of the element max as a float
+
+  template <class Fmt>
+  explicit FastPow2Rule(const Fmt& fmt) {
+    if (fmt.scale.kind != ScaleKind::E8M0) return;
+    const double m = fmt.element.max_value();
+    const float mf = static_cast<float>(m);
+    if (static_cast<double>(mf) != m || !(mf >= 1.17549435e-38f)) return;
+    rule = fmt.scale.rule;
+    emax = fmt.element.emax();
+    em = floor_log2(m);
+    mm = float_bits(mf) & 0x007FFFFFu;
+    mb = top_binade_mantissa_bits(fmt.element);
+    usable = mb >= 0 && (rule == ScaleRule::Floor || rule == ScaleRule::Ceil || rule == ScaleRule::Fit ||
+                         rule == ScaleRule::Even);
+  }
+
+  // Returns false for amax zero or subnormal (the caller takes the general path).
+  bool exponent(std::uint32_t amax_bits, int& se) const {
+    if (!usable || amax_bits < 0x00800000u) return false;
+    const int e = static_cast<int>(amax_bits >> 23) - 127;
+    const std::uint32_t mant = amax_bits & 0x007FFFFFu;
+    switch (rule) {
+      case ScaleRule::Floor: se = e - emax; break;
+      case ScaleRule::Ceil: se = e - emax + (mant != 0 ? 1 : 0); break;
+      case ScaleRule::Fit: se = e - em + (mant > mm ? 1 : 0); break;
+      default:  // Even: round the mantissa to mb bits, ties away, then Floor
+        se = (mb >= 23 ? e : static_cast<int>((amax_bits + (1u << (22 - mb))) >> 23) - 127) - emax;
+        break;
+    }
+    se = std::clamp(se, E8M0::min_exponent, E8M0::max_exponent);
+    return true;
+  }
+};
+
+// 2^e as float bits, e in -127 .. 127.
+inline std::uint32_t pow2_float_bits(int e) {
+  return e >= -126 ? static_cast<std::uint32_t>(e + 127) << 23 : 0x00400000u;
+}
+
 // Fake-quantises values [begin, end) of one contiguous line (a row) of a block format whose
 // blocks start at multiples of `block` within the line. `index0` is the logical index of the
 // line's first value (for stochastic bits). `er` is the element's rounding (for asymmetric
 // formats: a wide integer rounding, saturating at 2^24, before the zero point and clamp).
 // Returns false when a lane held a NaN the format
 // cannot encode (the caller reruns the scalar reference, which reports it).
-template <class V, class Fmt>
-bool fake_quant_line(const Fmt& fmt, const ElementRounding& er, const float* x, float* y, std::int64_t begin,
-                     std::int64_t end, std::int64_t block, std::uint64_t index0, Rounding mode, std::uint64_t seed,
-                     const TensorParams& tp) {
+template <class V, Rounding mode, class Fmt>
+bool fake_quant_line_mode(const Fmt& fmt, const ElementRounding& er, const float* x, float* y, std::int64_t begin,
+                          std::int64_t end, std::int64_t block, std::uint64_t index0, std::uint64_t seed,
+                          const TensorParams& tp) {
   using I = typename V::I;
   using F = typename V::F;
   using M = typename V::M;
   const LaneRounding<V> p(er);
-  const bool stochastic = mode == Rounding::Stochastic;
+  constexpr bool stochastic = mode == Rounding::Stochastic;
+  const FastPow2Rule fast(fmt);
   M bad = V::eq(V::set(0), V::set(1));
   const I zero = V::set(0);
 
@@ -150,7 +189,7 @@ bool fake_quant_line(const Fmt& fmt, const ElementRounding& er, const float* x, 
     for (std::int64_t i = begin; i < end; i += V::N) {
       const int n = static_cast<int>(std::min<std::int64_t>(V::N, end - i));
       const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
-      V::store(y + i, V::flt(round_lanes<V>(V::bits(V::load(x + i, n)), p, mode, rnd, bad)), n);
+      V::store(y + i, V::flt(round_lanes<V, mode>(V::bits(V::load(x + i, n)), p, rnd, bad)), n);
     }
     return !V::any(bad);
   }
@@ -174,15 +213,22 @@ bool fake_quant_line(const Fmt& fmt, const ElementRounding& er, const float* x, 
     const std::uint32_t amax_u = V::reduce_max_u(amax_bits);
     const bool finite = amax_u < 0x7F800000u;
     BlockHeader h;
-    const double lo_d = asym ? static_cast<double>(V::reduce_min_f(lo)) : 0.0;
-    const double hi_d = asym ? static_cast<double>(V::reduce_max_f(hi)) : 0.0;
-    const float s = fmt.choose_header(static_cast<double>(bits_float(amax_u)), lo_d, hi_d, finite, tp, h);
+    int se = 0;
+    float s;
+    if (finite && fast.exponent(amax_u, se)) {
+      s = bits_float(pow2_float_bits(se));
+    } else {
+      const double lo_d = asym ? static_cast<double>(V::reduce_min_f(lo)) : 0.0;
+      const double hi_d = asym ? static_cast<double>(V::reduce_max_f(hi)) : 0.0;
+      s = fmt.choose_header(static_cast<double>(bits_float(amax_u)), lo_d, hi_d, finite, tp, h);
+      se = pow2 && s > 0.0f ? floor_log2(static_cast<double>(s)) : 0;
+    }
     if (!(s > 0.0f)) {
       const F fill = V::flt(V::set(std::isnan(s) ? 0x7FC00000 : 0));
       for (std::int64_t i = b0; i < b1; i += V::N) V::store(y + i, fill, static_cast<int>(std::min<std::int64_t>(V::N, b1 - i)));
       continue;
     }
-    const F sv = V::setf(s), inv = V::setf(1.0f / s);
+    const F sv = V::setf(s), inv = V::flt(V::set(static_cast<std::int32_t>(pow2_float_bits(pow2 ? -se : 0))));
     if (asym) {
       const I zp = V::set(static_cast<std::int32_t>(h.zero_point));
       const I qmax = V::set(static_cast<std::int32_t>(fmt.element.max_value()));
@@ -190,7 +236,7 @@ bool fake_quant_line(const Fmt& fmt, const ElementRounding& er, const float* x, 
         const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
         const F yv = V::div(V::load(x + i, n), sv);
         const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
-        const I r = round_lanes<V>(V::bits(yv), p, mode, rnd, bad);  // integral float, |r| < 2^24
+        const I r = round_lanes<V, mode>(V::bits(yv), p, rnd, bad);  // integral float, |r| < 2^24
         const I k = V::add(V::f2i(V::flt(r)), zp);
         const I kc = V::min_i(V::max_i(k, zero), qmax);
         V::store(y + i, V::mul(V::i2f(V::sub(kc, zp)), sv), n);
@@ -202,9 +248,26 @@ bool fake_quant_line(const Fmt& fmt, const ElementRounding& er, const float* x, 
       const F xv = V::load(x + i, n);
       const F yv = pow2 ? V::mul(xv, inv) : V::div(xv, sv);
       const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
-      const I r = round_lanes<V>(V::bits(yv), p, mode, rnd, bad);
+      const I r = round_lanes<V, mode>(V::bits(yv), p, rnd, bad);
       V::store(y + i, V::mul(V::flt(r), sv), n);
     }
   }
   return !V::any(bad);
+}
+
+template <class V, class Fmt>
+bool fake_quant_line(const Fmt& fmt, const ElementRounding& er, const float* x, float* y, std::int64_t begin,
+                     std::int64_t end, std::int64_t block, std::uint64_t index0, Rounding mode, std::uint64_t seed,
+                     const TensorParams& tp) {
+  switch (mode) {
+    case Rounding::NearestEven:
+      return fake_quant_line_mode<V, Rounding::NearestEven>(fmt, er, x, y, begin, end, block, index0, seed, tp);
+    case Rounding::NearestAway:
+      return fake_quant_line_mode<V, Rounding::NearestAway>(fmt, er, x, y, begin, end, block, index0, seed, tp);
+    case Rounding::TowardZero:
+      return fake_quant_line_mode<V, Rounding::TowardZero>(fmt, er, x, y, begin, end, block, index0, seed, tp);
+    case Rounding::Stochastic:
+      return fake_quant_line_mode<V, Rounding::Stochastic>(fmt, er, x, y, begin, end, block, index0, seed, tp);
+  }
+  return false;
 }
