@@ -34,6 +34,11 @@ struct ElementRounding {
   std::uint32_t nan_or = 0;        // NaN result = sign | nan_or | (input & nan_keep)
   std::uint32_t nan_keep = 0;
   bool zero_keeps_sign = true;     // -0 results stay -0 (minifloats) or become +0 (integers)
+  // Nearest-even by float addition (see the kernel): usable when every grid step of a value
+  // below add_clamp_bits is at most 2^104; larger inputs are clamped to add_clamp_bits, which
+  // overflows (or saturates) exactly as they would.
+  bool add_rounding = false;
+  std::uint32_t add_clamp_bits = 0;
 };
 
 inline ElementRounding element_rounding(const MinifloatSpec& s) {
@@ -59,6 +64,9 @@ inline ElementRounding element_rounding(const MinifloatSpec& s) {
     r.nan_or = nan_mag;
   }
   r.zero_keeps_sign = true;
+  const int top = floor_log2(mx) + 1;  // every value at or above 2^top overflows
+  r.add_rounding = s.man_bits <= 22 && top - s.man_bits <= 104 && top <= 127;
+  r.add_clamp_bits = r.add_rounding ? static_cast<std::uint32_t>(top + 127) << 23 : 0u;
   return r;
 }
 
@@ -75,6 +83,9 @@ inline ElementRounding element_rounding(const FixedPointSpec& s) {
   r.inf_bits = 0;
   r.nan_encodable = false;
   r.zero_keeps_sign = false;
+  // the step is 2^-frac_bits; values from 2^(23 - frac_bits) up saturate
+  r.add_rounding = -s.frac_bits <= 104 && 23 - s.frac_bits <= 127;
+  r.add_clamp_bits = r.add_rounding ? static_cast<std::uint32_t>(23 - s.frac_bits + 127) << 23 : 0u;
   return r;
 }
 

@@ -13,16 +13,22 @@
 template <class V>
 struct LaneRounding {
   using I = typename V::I;
-  I emin, man, q_below, max_bits, neg_max_bits, ovf_bits, inf_bits, nan_or, nan_keep;
+  I emin, man, q_below, max_bits, neg_max_bits, ovf_bits, inf_bits, nan_or, nan_keep, add_clamp;
   bool saturate, nan_encodable, zero_keeps_sign, subnormals;
+  // Nearest-even by float addition: (a + C) - C with C = 1.5 * 2^(q + 23) rounds a to a
+  // multiple of 2^q when a < 2^(q + 23), which holds for man <= 22; inputs that would
+  // overflow are clamped first (see ElementRounding). Exact under the default MXCSR (no
+  // FTZ/DAZ).
+  bool add_rounding;
 
   explicit LaneRounding(const ElementRounding& r)
       : emin(V::set(r.emin)), man(V::set(r.man)),
         q_below(V::set(r.subnormals ? r.emin - r.man : r.emin)), max_bits(V::set(static_cast<std::int32_t>(r.max_bits))),
         neg_max_bits(V::set(static_cast<std::int32_t>(r.neg_max_bits))), ovf_bits(V::set(static_cast<std::int32_t>(r.ovf_bits))),
         inf_bits(V::set(static_cast<std::int32_t>(r.inf_bits))), nan_or(V::set(static_cast<std::int32_t>(r.nan_or))),
-        nan_keep(V::set(static_cast<std::int32_t>(r.nan_keep))), saturate(r.saturate), nan_encodable(r.nan_encodable),
-        zero_keeps_sign(r.zero_keeps_sign), subnormals(r.subnormals) {}
+        nan_keep(V::set(static_cast<std::int32_t>(r.nan_keep))),
+        add_clamp(V::set(static_cast<std::int32_t>(r.add_clamp_bits))), saturate(r.saturate), nan_encodable(r.nan_encodable),
+        zero_keeps_sign(r.zero_keeps_sign), subnormals(r.subnormals), add_rounding(r.add_rounding) {}
 };
 
 // SplitMix64's finaliser, 64-bit lanes.
@@ -62,37 +68,46 @@ inline typename V::I round_lanes(typename V::I xb, const LaneRounding<V>& p, typ
   const I mant = V::and_(a, V::set(0x007FFFFF));
   const I sig = V::select(is_sub, mant, V::or_(mant, V::set(0x00800000)));
 
-  // Case s in 1..23: round inside the significand, carry into the exponent by addition.
-  const I step = V::sllv(one, s);
-  const I mask = V::sub(step, one);
-  const I rem = V::and_(a, mask);
-  const I half = V::sllv(one, V::sub(s, one));
-  // Case s >= 24: the value is below one step: the result is 0 or 2^q.
-  const M s24 = V::eq(s, V::set(24));
-  M up_in, up_low;
-  if constexpr (mode == Rounding::NearestEven) {
-    const I odd = V::and_(V::srlv(sig, s), one);
-    up_in = V::m_or(V::gt(rem, half), V::m_and(V::eq(rem, half), V::eq(odd, one)));
-    up_low = V::m_and(s24, V::gt(sig, V::set(0x00800000)));
-  } else if constexpr (mode == Rounding::NearestAway) {
-    up_in = V::m_not(V::gt(half, rem));
-    up_low = V::m_and(s24, V::m_not(V::gt(V::set(0x00800000), sig)));
-  } else if constexpr (mode == Rounding::TowardZero) {
-    up_in = V::eq(one, V::set(0));
-    up_low = up_in;
+  I r;
+  if (mode == Rounding::NearestEven && p.add_rounding) {
+    const I a_c = V::min_u(a, p.add_clamp);
+    const I e_c = V::sub(V::template srl<23>(a_c), V::set(127));
+    const I q_c = V::select(V::gt(p.emin, e_c), p.q_below, V::sub(e_c, p.man));
+    const I c = V::or_(V::sllv(V::add(q_c, V::set(150)), V::set(23)), V::set(0x00400000));
+    r = V::bits(V::sub_f(V::add_f(V::flt(a_c), V::flt(c)), V::flt(c)));
   } else {
-    (void)rnd;
-    const I top_in = V::sllv(rem, V::sub(V::set(32), s));
-    up_in = V::lt_u(rnd, top_in);
-    // sllv / srlv give 0 for counts >= 32, so each branch is 0 outside its range
-    const I top_low = V::or_(V::sllv(sig, V::sub(V::set(32), s)), V::srlv(sig, V::sub(s, V::set(32))));
-    up_low = V::lt_u(rnd, V::select(V::gt(s, V::set(32)), V::srlv(sig, V::sub(s, V::set(32))), top_low));
+    // Case s in 1..23: round inside the significand, carry into the exponent by addition.
+    const I step = V::sllv(one, s);
+    const I mask = V::sub(step, one);
+    const I rem = V::and_(a, mask);
+    const I half = V::sllv(one, V::sub(s, one));
+    // Case s >= 24: the value is below one step: the result is 0 or 2^q.
+    const M s24 = V::eq(s, V::set(24));
+    M up_in, up_low;
+    if constexpr (mode == Rounding::NearestEven) {
+      const I odd = V::and_(V::srlv(sig, s), one);
+      up_in = V::m_or(V::gt(rem, half), V::m_and(V::eq(rem, half), V::eq(odd, one)));
+      up_low = V::m_and(s24, V::gt(sig, V::set(0x00800000)));
+    } else if constexpr (mode == Rounding::NearestAway) {
+      up_in = V::m_not(V::gt(half, rem));
+      up_low = V::m_and(s24, V::m_not(V::gt(V::set(0x00800000), sig)));
+    } else if constexpr (mode == Rounding::TowardZero) {
+      up_in = V::eq(one, V::set(0));
+      up_low = up_in;
+    } else {
+      (void)rnd;
+      const I top_in = V::sllv(rem, V::sub(V::set(32), s));
+      up_in = V::lt_u(rnd, top_in);
+      // sllv / srlv give 0 for counts >= 32, so each branch is 0 outside its range
+      const I top_low = V::or_(V::sllv(sig, V::sub(V::set(32), s)), V::srlv(sig, V::sub(s, V::set(32))));
+      up_low = V::lt_u(rnd, V::select(V::gt(s, V::set(32)), V::srlv(sig, V::sub(s, V::set(32))), top_low));
+    }
+    const I r_in = V::add(V::andnot(mask, a), V::select(up_in, step, V::set(0)));
+    const I pow2q = V::select(V::gt(V::set(-126), q), V::sllv(one, V::add(q, V::set(149))),
+                              V::sllv(V::add(q, V::set(127)), V::set(23)));
+    const I r_low = V::select(up_low, pow2q, V::set(0));
+    r = V::select(V::gt(s, V::set(0)), V::select(V::gt(V::set(24), s), r_in, r_low), a);
   }
-  const I r_in = V::add(V::andnot(mask, a), V::select(up_in, step, V::set(0)));
-  const I pow2q = V::select(V::gt(V::set(-126), q), V::sllv(one, V::add(q, V::set(149))),
-                            V::sllv(V::add(q, V::set(127)), V::set(23)));
-  const I r_low = V::select(up_low, pow2q, V::set(0));
-  I r = V::select(V::gt(s, V::set(0)), V::select(V::gt(V::set(24), s), r_in, r_low), a);
 
   // Overflow: beyond the largest value of this sign.
   const M neg = V::eq(sign, V::set(static_cast<std::int32_t>(0x80000000u)));

@@ -49,6 +49,7 @@ ElementRounding simd_rounding(const Fmt& fmt) {
       // (k - zp) * s with k = round(y) + zp clamped: a wide integer rounding first
       ElementRounding wide = element_rounding(FixedPointSpec{16, 0, IntRange::TwosComplement});
       wide.max_bits = wide.neg_max_bits = float_bits(16777216.0f);
+      wide.add_clamp_bits = float_bits(16777216.0f);
       return wide;
     }
     if constexpr (std::is_same_v<E, MinifloatSpec>) {

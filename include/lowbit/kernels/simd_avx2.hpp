@@ -68,6 +68,9 @@ struct Avx2 {
 
   static I f2i(F a) { return _mm256_cvttps_epi32(a); }  // exact for integral values
   static F i2f(I a) { return _mm256_cvtepi32_ps(a); }
+  static F add_f(F a, F b) { return _mm256_add_ps(a, b); }
+  static F sub_f(F a, F b) { return _mm256_sub_ps(a, b); }
+  static I min_u(I a, I b) { return _mm256_min_epu32(a, b); }
   static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F div(F a, F b) { return _mm256_div_ps(a, b); }
   static F min_f(F a, F b) { return _mm256_min_ps(a, b); }

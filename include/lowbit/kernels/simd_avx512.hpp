@@ -15,10 +15,20 @@ struct Avx512 {
   using M = __mmask16;
 
   static M tail(int n) { return static_cast<M>(n >= 16 ? 0xFFFF : ((1u << n) - 1u)); }
-  static F load(const float* p, int n) { return _mm512_maskz_loadu_ps(tail(n), p); }
-  static void store(float* p, F v, int n) { _mm512_mask_storeu_ps(p, tail(n), v); }
-  static I load_u32(const std::uint32_t* p, int n) { return _mm512_maskz_loadu_epi32(tail(n), p); }
-  static void store_u32(std::uint32_t* p, I v, int n) { _mm512_mask_storeu_epi32(p, tail(n), v); }
+  // Masked memory operations only for tails: full vectors use plain loads and stores (masked
+  // stores are slow on some cores).
+  static F load(const float* p, int n) { return n >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(tail(n), p); }
+  static void store(float* p, F v, int n) {
+    if (n >= 16) _mm512_storeu_ps(p, v);
+    else _mm512_mask_storeu_ps(p, tail(n), v);
+  }
+  static I load_u32(const std::uint32_t* p, int n) {
+    return n >= 16 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi32(tail(n), p);
+  }
+  static void store_u32(std::uint32_t* p, I v, int n) {
+    if (n >= 16) _mm512_storeu_si512(p, v);
+    else _mm512_mask_storeu_epi32(p, tail(n), v);
+  }
 
   static I bits(F v) { return _mm512_castps_si512(v); }
   static F flt(I v) { return _mm512_castsi512_ps(v); }
@@ -51,6 +61,9 @@ struct Avx512 {
 
   static I f2i(F a) { return _mm512_cvttps_epi32(a); }  // exact for integral values
   static F i2f(I a) { return _mm512_cvtepi32_ps(a); }
+  static F add_f(F a, F b) { return _mm512_add_ps(a, b); }
+  static F sub_f(F a, F b) { return _mm512_sub_ps(a, b); }
+  static I min_u(I a, I b) { return _mm512_min_epu32(a, b); }
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F div(F a, F b) { return _mm512_div_ps(a, b); }
   static F min_f(F a, F b) { return _mm512_min_ps(a, b); }
