@@ -51,8 +51,10 @@ inline typename V::I random_lanes(std::uint64_t seed, std::uint64_t first) {
 }
 
 // Rounds the float bits xb to the element grid; returns the float bits of the element value.
-// `bad` collects lanes holding a NaN the format cannot encode.
-template <class V, Rounding mode>
+// `bad` collects lanes holding a NaN the format cannot encode. With kFinite the caller
+// guarantees finite inputs (scaled blocks: x / s of a finite block) and Inf/NaN handling is
+// left out.
+template <class V, Rounding mode, bool kFinite = false>
 inline typename V::I round_lanes(typename V::I xb, const LaneRounding<V>& p, typename V::I rnd, typename V::M& bad) {
   using I = typename V::I;
   using M = typename V::M;
@@ -116,6 +118,11 @@ inline typename V::I round_lanes(typename V::I xb, const LaneRounding<V>& p, typ
   const bool to_limit = p.saturate || mode == Rounding::TowardZero;
   r = V::select(over, to_limit ? limit : p.ovf_bits, r);
 
+  if constexpr (kFinite) {
+    const I signed_r = V::or_(r, sign);
+    if (p.zero_keeps_sign) return signed_r;
+    return V::select(V::eq(r, V::set(0)), r, signed_r);
+  }
   // Specials: Inf and NaN inputs.
   const I inf = V::set(0x7F800000);
   const M is_inf = V::eq(a, inf);
@@ -133,6 +140,20 @@ inline typename V::I round_lanes(typename V::I xb, const LaneRounding<V>& p, typ
   const I signed_r = V::or_(r, sign);
   if (p.zero_keeps_sign) return signed_r;
   return V::select(V::eq(r, V::set(0)), r, signed_r);
+}
+
+// Largest finite |x| of n contiguous values, as float bits (NVFP4's tensor pass).
+template <class V>
+std::uint32_t finite_amax_bits(const float* x, std::int64_t n) {
+  using I = typename V::I;
+  I best = V::set(0);
+  const I inf = V::set(0x7F800000);
+  for (std::int64_t i = 0; i < n; i += V::N) {
+    const int m = static_cast<int>(std::min<std::int64_t>(V::N, n - i));
+    const I a = V::and_(V::bits(V::load(x + i, m)), V::set(0x7FFFFFFF));
+    best = V::max_u(best, V::select(V::gt_u(inf, a), a, V::set(0)));
+  }
+  return V::reduce_max_u(best);
 }
 
 // The power-of-two scale rules on the bits of a normal float absmax (integer arithmetic only;
@@ -176,6 +197,43 @@ struct FastPow2Rule {
   }
 };
 
+// Float block scales (absmax, optionally over a tensor scale) rounded on the double's bits:
+// the same double arithmetic as BlockFormat::choose_header, then nearest-even to the scale
+// format's mantissa and saturation. Scales below the format's smallest normal (and zero
+// blocks) take the general path.
+struct FastFloatScale {
+  bool usable = false;
+  bool tensor = false;
+  int drop = 0;  // double mantissa bits below the scale format's
+  double elem_max = 1.0, min_normal = 0.0, max_value = 0.0;
+
+  template <class Fmt>
+  explicit FastFloatScale(const Fmt& fmt) {
+    if (fmt.scale.kind != ScaleKind::Float || fmt.scale.zero_point) return;
+    const MinifloatSpec& f = fmt.scale.format;
+    usable = f.man_bits >= 1 && f.man_bits <= 23;
+    tensor = fmt.scale.tensor_scale;
+    drop = 52 - f.man_bits;
+    elem_max = fmt.element.max_value();
+    min_normal = f.min_normal();
+    max_value = f.max_value();
+  }
+
+  bool scale(double amax, const TensorParams& tp, float& s) const {
+    if (!usable) return false;
+    double want = amax / elem_max;
+    if (tensor) want /= static_cast<double>(tp.tensor_scale);
+    if (!(want >= min_normal)) return false;
+    const std::uint64_t b = double_bits(want);
+    const std::uint64_t lsb = std::uint64_t{1} << drop, rem = b & (lsb - 1), half = lsb >> 1;
+    std::uint64_t r = b - rem;
+    if (rem > half || (rem == half && (r & lsb) != 0)) r += lsb;
+    const double v = std::min(bits_double(r), max_value);
+    s = tensor ? static_cast<float>(v) * tp.tensor_scale : static_cast<float>(v);
+    return true;
+  }
+};
+
 // 2^e as float bits, e in -127 .. 127.
 inline std::uint32_t pow2_float_bits(int e) {
   return e >= -126 ? static_cast<std::uint32_t>(e + 127) << 23 : 0x00400000u;
@@ -197,6 +255,7 @@ bool fake_quant_line_mode(const Fmt& fmt, const ElementRounding& er, const float
   const LaneRounding<V> p(er);
   constexpr bool stochastic = mode == Rounding::Stochastic;
   const FastPow2Rule fast(fmt);
+  const FastFloatScale fast_float(fmt);
   M bad = V::eq(V::set(0), V::set(1));
   const I zero = V::set(0);
 
@@ -232,6 +291,7 @@ bool fake_quant_line_mode(const Fmt& fmt, const ElementRounding& er, const float
     float s;
     if (finite && fast.exponent(amax_u, se)) {
       s = bits_float(pow2_float_bits(se));
+    } else if (finite && fast_float.scale(static_cast<double>(bits_float(amax_u)), tp, s)) {
     } else {
       const double lo_d = asym ? static_cast<double>(V::reduce_min_f(lo)) : 0.0;
       const double hi_d = asym ? static_cast<double>(V::reduce_max_f(hi)) : 0.0;
@@ -251,7 +311,7 @@ bool fake_quant_line_mode(const Fmt& fmt, const ElementRounding& er, const float
         const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
         const F yv = V::div(V::load(x + i, n), sv);
         const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
-        const I r = round_lanes<V, mode>(V::bits(yv), p, rnd, bad);  // integral float, |r| < 2^24
+        const I r = round_lanes<V, mode, true>(V::bits(yv), p, rnd, bad);  // integral float, |r| <= 2^24
         const I k = V::add(V::f2i(V::flt(r)), zp);
         const I kc = V::min_i(V::max_i(k, zero), qmax);
         V::store(y + i, V::mul(V::i2f(V::sub(kc, zp)), sv), n);
@@ -263,7 +323,7 @@ bool fake_quant_line_mode(const Fmt& fmt, const ElementRounding& er, const float
       const F xv = V::load(x + i, n);
       const F yv = pow2 ? V::mul(xv, inv) : V::div(xv, sv);
       const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
-      const I r = round_lanes<V, mode>(V::bits(yv), p, rnd, bad);
+      const I r = round_lanes<V, mode, true>(V::bits(yv), p, rnd, bad);
       V::store(y + i, V::mul(V::flt(r), sv), n);
     }
   }

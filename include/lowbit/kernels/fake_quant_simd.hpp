@@ -84,3 +84,21 @@ bool fake_quant_line_simd(SimdPath path, const Fmt& fmt, const ElementRounding& 
 }
 
 }  // namespace lowbit::kernels
+
+namespace lowbit::kernels {
+
+// Largest finite |x| over n contiguous values on `path` (false: no SIMD path here).
+inline bool finite_amax_simd(SimdPath path, const float* x, std::int64_t n, float& amax) {
+#if LOWBIT_HAS_X86_KERNELS
+  switch (path) {
+    case SimdPath::AVX512: amax = bits_float(avx512::finite_amax_bits<simd::Avx512>(x, n)); return true;
+    case SimdPath::AVX2: amax = bits_float(avx2::finite_amax_bits<simd::Avx2>(x, n)); return true;
+    case SimdPath::Scalar: return false;
+  }
+#else
+  (void)path, (void)x, (void)n, (void)amax;
+#endif
+  return false;
+}
+
+}  // namespace lowbit::kernels

@@ -44,6 +44,10 @@ constexpr const auto& format_of(const F& f) {
 
 namespace detail {
 
+// Work is cut into chunks of whole blocks of about this many values; the cut depends only on
+// the shape, never on the thread count.
+inline constexpr std::int64_t kChunkValues = 1 << 16;
+
 template <class Fmt>
 BlockGrid make_grid(const Fmt& fmt, const Blocking& b, std::int64_t rows, std::int64_t cols) {
   Blocking eff = b;
@@ -54,20 +58,29 @@ BlockGrid make_grid(const Fmt& fmt, const Blocking& b, std::int64_t rows, std::i
 }
 
 template <class Fmt>
-TensorParams tensor_pass(const Fmt& fmt, MatrixRef<const float> in) {
+TensorParams tensor_pass(const Fmt& fmt, MatrixRef<const float> in, int threads = 0) {
   if (!fmt.needs_tensor_pass()) return {};
-  float amax = 0.0f;
-  for (std::int64_t r = 0; r < in.rows; ++r)
-    for (std::int64_t c = 0; c < in.cols; ++c) {
-      const float v = std::fabs(in(r, c));
-      if (std::isfinite(v)) amax = std::max(amax, v);
+  // The largest finite magnitude, row by row (a max is exact in any order).
+  std::vector<float> row_amax(static_cast<std::size_t>(in.rows), 0.0f);
+  const SimdPath path = active_simd_path();
+  const std::int64_t chunks = std::clamp<std::int64_t>(in.size() / kChunkValues, 1, std::max<std::int64_t>(in.rows, 1));
+  parallel_for(in.rows, chunks, threads, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      float m = 0.0f;
+      if (in.col_stride != 1 || !kernels::finite_amax_simd(path, in.data + r * in.row_stride, in.cols, m)) {
+        for (std::int64_t c = 0; c < in.cols; ++c) {
+          const float v = std::fabs(in(r, c));
+          if (std::isfinite(v)) m = std::max(m, v);
+        }
+      }
+      row_amax[static_cast<std::size_t>(r)] = m;
     }
+  });
+  float amax = 0.0f;
+  for (float m : row_amax) amax = std::max(amax, m);
   return fmt.tensor_params(amax);
 }
 
-// Work is cut into chunks of whole blocks of about this many values; the cut depends only on
-// the shape, never on the thread count.
-inline constexpr std::int64_t kChunkValues = 1 << 16;
 
 inline std::int64_t chunk_count(const BlockGrid& grid) {
   const std::int64_t values = grid.rows() * grid.cols();
@@ -202,7 +215,7 @@ void fake_quant(const F& format, MatrixRef<const float> in, MatrixRef<float> out
   detail::require(out.rows == in.rows && out.cols == in.cols, "fake_quant", "output is ", out.rows, " x ", out.cols,
                   " but the input is ", in.rows, " x ", in.cols);
   const BlockGrid grid = detail::make_grid(fmt, opt.blocking, in.rows, in.cols);
-  const TensorParams tp = detail::tensor_pass(fmt, in);
+  const TensorParams tp = detail::tensor_pass(fmt, in, opt.threads);
   if (detail::fake_quant_simd(fmt, grid, in, out, opt, tp)) return;
   detail::for_each_block(grid, in, opt.threads, [&](std::int64_t, const float* x, const std::uint64_t* idx,
                                                     std::size_t n, const std::int64_t* rc, detail::BlockScratch& sc) {
