@@ -12,16 +12,19 @@
 #include "lowbit/core/rounding.hpp"
 #include "lowbit/formats/block_format.hpp"
 #include "lowbit/kernels/dispatch.hpp"
+#include "lowbit/kernels/element_codes.hpp"
 #include "lowbit/kernels/element_rounding.hpp"
 
 #if defined(__x86_64__)
 #include "lowbit/kernels/simd_avx2.hpp"
 #include "lowbit/kernels/simd_avx512.hpp"
+#include "lowbit/kernels/simd_table.hpp"
 
 LOWBIT_TARGET_AVX512_BEGIN
 namespace lowbit::kernels::avx512 {
 using simd::Avx512;
 #include "lowbit/kernels/fake_quant_body.inl"
+#include "lowbit/kernels/codes_body.inl"
 }  // namespace lowbit::kernels::avx512
 LOWBIT_TARGET_END
 
@@ -29,6 +32,7 @@ LOWBIT_TARGET_AVX2_BEGIN
 namespace lowbit::kernels::avx2 {
 using simd::Avx2;
 #include "lowbit/kernels/fake_quant_body.inl"
+#include "lowbit/kernels/codes_body.inl"
 }  // namespace lowbit::kernels::avx2
 LOWBIT_TARGET_END
 #define LOWBIT_HAS_X86_KERNELS 1
@@ -97,6 +101,51 @@ inline bool finite_amax_simd(SimdPath path, const float* x, std::int64_t n, floa
   }
 #else
   (void)path, (void)x, (void)n, (void)amax;
+#endif
+  return false;
+}
+
+// quantize and dequantize on one contiguous line (codes_body.inl): the same contract as
+// fake_quant_line_simd, with `headers` the headers of the blocks from `begin` on.
+template <class Fmt>
+bool quantize_line_simd(SimdPath path, const Fmt& fmt, const ElementRounding& er, const ElementCodes& ec,
+                        const float* x, std::uint32_t* codes, BlockHeader* headers, std::int64_t begin,
+                        std::int64_t end, std::int64_t block, std::uint64_t index0, Rounding mode, std::uint64_t seed,
+                        const TensorParams& tp) {
+#if LOWBIT_HAS_X86_KERNELS
+  if (!er.eligible) return false;
+  switch (path) {
+    case SimdPath::AVX512:
+      return avx512::quantize_line<simd::Avx512>(fmt, er, ec, x, codes, headers, begin, end, block, index0, mode, seed,
+                                                 tp);
+    case SimdPath::AVX2:
+      return avx2::quantize_line<simd::Avx2>(fmt, er, ec, x, codes, headers, begin, end, block, index0, mode, seed, tp);
+    case SimdPath::Scalar: return false;
+  }
+#else
+  (void)path, (void)fmt, (void)er, (void)ec, (void)x, (void)codes, (void)headers, (void)begin, (void)end, (void)block,
+      (void)index0, (void)mode, (void)seed, (void)tp;
+#endif
+  return false;
+}
+
+// Returns false when `path` has no kernel (the caller runs the scalar reference).
+template <class Fmt>
+bool dequantize_line_simd(SimdPath path, const Fmt& fmt, const ElementCodes& ec, const std::uint32_t* codes, float* y,
+                          const BlockHeader* headers, std::int64_t begin, std::int64_t end, std::int64_t block,
+                          const TensorParams& tp) {
+#if LOWBIT_HAS_X86_KERNELS
+  switch (path) {
+    case SimdPath::AVX512:
+      avx512::dequantize_line<simd::Avx512>(fmt, ec, codes, y, headers, begin, end, block, tp);
+      return true;
+    case SimdPath::AVX2:
+      avx2::dequantize_line<simd::Avx2>(fmt, ec, codes, y, headers, begin, end, block, tp);
+      return true;
+    case SimdPath::Scalar: return false;
+  }
+#else
+  (void)path, (void)fmt, (void)ec, (void)codes, (void)y, (void)headers, (void)begin, (void)end, (void)block, (void)tp;
 #endif
   return false;
 }

@@ -155,6 +155,83 @@ bool fake_quant_simd(const Fmt& fmt, const BlockGrid& grid, MatrixRef<const floa
 
 }  // namespace detail
 
+namespace detail {
+
+// Work on contiguous rows for the SIMD quantize / dequantize paths: blocks along rows (for
+// per-element formats, runs of 1024 values), cut into the same chunks as fake_quant_simd.
+struct RowUnits {
+  std::int64_t unit = 0, per_row = 0, units = 0, chunks = 0;
+  template <class Fmt>
+  RowUnits(const Fmt& fmt, const BlockGrid& grid, std::int64_t rows, std::int64_t cols) {
+    unit = fmt.has_scale() ? grid.blocking().block : 1024;
+    per_row = (cols + unit - 1) / unit;
+    units = per_row * rows;
+    chunks = std::clamp<std::int64_t>(rows * cols / kChunkValues, 1, units);
+  }
+  // Calls f(row, first unit, end unit) for each run of units [u0, u1) within one row.
+  template <class Fn>
+  void split(std::int64_t u0, std::int64_t u1, Fn&& f) const {
+    for (std::int64_t u = u0; u < u1;) {
+      const std::int64_t r = u / per_row, k0 = u % per_row;
+      const std::int64_t k1 = std::min(per_row, k0 + (u1 - u));
+      f(r, k0, k1);
+      u += k1 - k0;
+    }
+  }
+};
+
+template <class Fmt>
+bool codes_simd_applies(const Fmt& fmt, const BlockGrid& grid, std::int64_t col_stride, std::int64_t size) {
+  if (active_simd_path() == SimdPath::Scalar || col_stride != 1 || size == 0) return false;
+  const Blocking& b = grid.blocking();
+  if (fmt.has_scale() && !(b.kind == Blocking::Kind::Along && b.axis == 1)) return false;
+  return kernels::simd_rounding(fmt).eligible;
+}
+
+// The SIMD quantize path; false when it does not apply (or met a NaN the format cannot
+// encode): the caller then runs the scalar reference.
+template <class Fmt>
+bool quantize_simd(const Fmt& fmt, const BlockGrid& grid, MatrixRef<const float> in, QuantizedTensor& qt,
+                   const QuantOptions& opt) {
+  if (!codes_simd_applies(fmt, grid, in.col_stride, in.size())) return false;
+  const SimdPath path = active_simd_path();
+  const ElementRounding er = kernels::simd_rounding(fmt);
+  const ElementCodes ec = element_codes(fmt);
+  const RowUnits ru(fmt, grid, in.rows, in.cols);
+  std::atomic<bool> ok{true};
+  parallel_for(ru.units, ru.chunks, opt.threads, [&](std::int64_t u0, std::int64_t u1) {
+    ru.split(u0, u1, [&](std::int64_t r, std::int64_t k0, std::int64_t k1) {
+      std::uint32_t* codes = qt.codes.data() + r * in.cols;
+      BlockHeader* headers = qt.headers.data() + (fmt.has_scale() ? r * ru.per_row + k0 : 0);
+      if (!kernels::quantize_line_simd(path, fmt, er, ec, in.data + r * in.row_stride, codes, headers, k0 * ru.unit,
+                                       std::min(in.cols, k1 * ru.unit), ru.unit, static_cast<std::uint64_t>(r * in.cols),
+                                       opt.rounding, opt.seed, qt.tensor))
+        ok.store(false);
+    });
+  });
+  return ok.load();
+}
+
+template <class Fmt>
+bool dequantize_simd(const Fmt& fmt, const BlockGrid& grid, const QuantizedTensor& qt, MatrixRef<float> out) {
+  if (!codes_simd_applies(fmt, grid, out.col_stride, out.size())) return false;
+  const SimdPath path = active_simd_path();
+  const ElementCodes ec = element_codes(fmt);
+  const RowUnits ru(fmt, grid, qt.rows, qt.cols);
+  std::atomic<bool> ok{true};
+  parallel_for(ru.units, ru.chunks, 0, [&](std::int64_t u0, std::int64_t u1) {
+    ru.split(u0, u1, [&](std::int64_t r, std::int64_t k0, std::int64_t k1) {
+      const BlockHeader* headers = qt.headers.data() + (fmt.has_scale() ? r * ru.per_row + k0 : 0);
+      if (!kernels::dequantize_line_simd(path, fmt, ec, qt.codes.data() + r * qt.cols, out.data + r * out.row_stride,
+                                         headers, k0 * ru.unit, std::min(qt.cols, k1 * ru.unit), ru.unit, qt.tensor))
+        ok.store(false);
+    });
+  });
+  return ok.load();
+}
+
+}  // namespace detail
+
 template <class F>
 QuantizedTensor quantize(const F& format, MatrixRef<const float> in, const QuantOptions& opt = {}) {
   const auto& fmt = format_of(format);
@@ -167,6 +244,7 @@ QuantizedTensor quantize(const F& format, MatrixRef<const float> in, const Quant
   qt.tensor = detail::tensor_pass(fmt, in);
   qt.codes.resize(static_cast<std::size_t>(in.rows * in.cols));
   qt.headers.resize(static_cast<std::size_t>(grid.count()));
+  if (detail::quantize_simd(fmt, grid, in, qt, opt)) return qt;
   detail::for_each_block(grid, in, opt.threads, [&](std::int64_t g, const float* x, const std::uint64_t* idx,
                                                     std::size_t n, const std::int64_t* rc, detail::BlockScratch& sc) {
     qt.headers[static_cast<std::size_t>(g)] =
@@ -188,6 +266,7 @@ void dequantize(const F& format, const QuantizedTensor& qt, MatrixRef<float> out
                       static_cast<std::int64_t>(qt.codes.size()) == qt.rows * qt.cols,
                   "dequantize", "quantized tensor is inconsistent: ", qt.headers.size(), " headers for ", grid.count(),
                   " blocks, ", qt.codes.size(), " codes for ", qt.rows * qt.cols, " values");
+  if (detail::dequantize_simd(fmt, grid, qt, out)) return;
   const std::int64_t cap = grid.max_block_elements();
   parallel_for(grid.count(), detail::chunk_count(grid), 0, [&](std::int64_t g0, std::int64_t g1) {
     std::vector<std::uint32_t> codes(static_cast<std::size_t>(cap));

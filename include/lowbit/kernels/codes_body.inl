@@ -1,0 +1,242 @@
+// The SIMD quantize (float -> element codes + block headers) and dequantize (codes + headers
+// -> float) kernels, written once over a lane type V and compiled per instruction set next to
+// fake_quant_body.inl, whose rounding (round_lanes), scale rules (FastPow2Rule) and random
+// bits (random_lanes) they share. Bit for bit the scalar reference:
+//   - headers: the same BlockFormat::choose_header call on the same block range;
+//   - codes: the rounded element value's float bits turned into the code that
+//     MinifloatSpec::encode (code_of_grid_value, nan_code) or FixedPointSpec::encode gives;
+//   - values: the float the scalar decode casts to, times the scale (fl32(v * s)), quiet NaN
+//     for NaN scales, fl32((k - zero_point) * s) for zero points.
+// Not a standalone header: no include guard, no includes.
+
+// 2^e as float bits, e in -149 .. 127 (subnormal powers included).
+inline std::uint32_t float_pow2_bits(int e) {
+  return e >= -126 ? static_cast<std::uint32_t>(e + 127) << 23 : 1u << (e + 149);
+}
+
+// Codes of the element values r (float bits with sign, as round_lanes returns them).
+template <class V>
+inline typename V::I codes_of_values(typename V::I r, const ElementCodes& ec) {
+  using I = typename V::I;
+  if (ec.kind == ElementCodes::Kind::Fixed) {
+    // r = k * 2^-F exactly, |k| < 2^16: the product and the conversion are exact
+    return V::and_(V::f2i(V::mul(V::flt(r), V::setf(ec.to_int))), V::set(static_cast<std::int32_t>(ec.code_mask)));
+  }
+  const I sign = V::srlv(V::and_(r, V::set(static_cast<std::int32_t>(0x80000000u))), V::set(ec.sign_shift));
+  const I a = V::and_(r, V::set(0x7FFFFFFF));
+  const I field = V::template srl<23>(a);
+  const I mant = V::and_(a, V::set(0x007FFFFF));
+  const I man_shift = V::set(23 - ec.man);
+  // Inf and NaN: the top field, NaNs with the top mantissa bits (quiet bit included)
+  const I special = V::or_(V::set(static_cast<std::int32_t>(ec.top_code)), V::srlv(mant, man_shift));
+  // normal element values: the element's exponent field and the top mantissa bits
+  const I e = V::sub(field, V::set(127));
+  const I normal = V::or_(V::sllv(V::add(e, V::set(ec.bias)), V::set(ec.man)), V::srlv(mant, man_shift));
+  // element subnormals (and zero): the significand in units of 2^(emin - man); every such
+  // value is a multiple of that unit, so the shift drops only zero bits
+  const typename V::M fsub = V::eq(field, V::set(0));
+  const I sig = V::select(fsub, mant, V::or_(mant, V::set(0x00800000)));
+  const I lsb = V::select(fsub, V::set(-149), V::sub(field, V::set(150)));
+  const I sub = V::srlv(sig, V::sub(V::set(ec.emin - ec.man), lsb));
+  I mag = V::select(V::gt(V::set(ec.emin), e), sub, normal);
+  mag = V::select(V::gt(V::set(0x7F800000), a), mag, special);
+  return V::or_(mag, sign);
+}
+
+// Float values of element codes (before the scale), as static_cast<float>(decode(code)).
+template <class V>
+inline typename V::F values_of_codes(typename V::I code, const ElementCodes& ec,
+                                     const typename simd::SimdTable<V>::T& table) {
+  using I = typename V::I;
+  code = V::and_(code, V::set(static_cast<std::int32_t>(ec.code_mask)));
+  if (ec.use_table) return simd::SimdTable<V>::lookup(table, code);
+  if (ec.kind == ElementCodes::Kind::Fixed) {
+    const I sb = V::set(static_cast<std::int32_t>(ec.sign_bit));
+    const I k = V::sub(V::xor_(code, sb), sb);  // sign-extended from the element's width
+    return V::mul(V::i2f(k), V::setf(ec.to_value));
+  }
+  const I sign = V::sllv(V::srlv(code, V::set(31 - ec.sign_shift)), V::set(31));
+  const I mag = V::and_(code, V::set(static_cast<std::int32_t>(ec.code_mask >> 1)));
+  const I field = V::srlv(mag, V::set(ec.man));
+  const I man = V::and_(mag, V::set(static_cast<std::int32_t>((1u << ec.man) - 1u)));
+  const I man23 = V::sllv(man, V::set(23 - ec.man));
+  const I normal = V::or_(V::sllv(V::add(field, V::set(127 - ec.bias)), V::set(23)), man23);
+  // subnormal codes: man * 2^(emin - man), exact in float because emin - man >= -149
+  const I sub = ec.subnormals ? V::bits(V::mul(V::i2f(man), V::flt(V::set(static_cast<std::int32_t>(
+                                                                  float_pow2_bits(ec.emin - ec.man))))))
+                              : V::set(0);
+  const I top = V::set(static_cast<std::int32_t>(ec.top_code));
+  // the top field: Inf (IEEE, mantissa 0), NaN (quiet, mantissa as the top payload bits), or
+  // finite numbers (finite-only formats; FiniteNaN below its NaN code)
+  const typename V::M at_top = V::eq(V::and_(mag, top), top);
+  const I nan = V::or_(V::set(0x7FC00000), man23);
+  const I special = V::select(V::eq(man, V::set(0)), V::set(0x7F800000), nan);
+  I r = V::select(V::eq(field, V::set(0)), sub, normal);
+  if (ec.special_top) {
+    const I nan_code = V::set(static_cast<std::int32_t>(ec.nan_mag));
+    const typename V::M is_special = ec.ieee ? at_top : V::eq(mag, nan_code);
+    r = V::select(is_special, special, r);
+  }
+  return V::flt(V::or_(r, sign));
+}
+
+// Quantises values [begin, end) of one contiguous line into codes[begin, end); blocks start
+// at multiples of `block` and `headers` receives the header of each block from `begin` on.
+// Returns false when a lane held a NaN the format cannot encode (the caller reruns the
+// scalar reference, which reports it).
+template <class V, Rounding mode, class Fmt>
+bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const ElementCodes& ec, const float* x,
+                        std::uint32_t* codes, BlockHeader* headers, std::int64_t begin, std::int64_t end,
+                        std::int64_t block, std::uint64_t index0, std::uint64_t seed, const TensorParams& tp) {
+  using I = typename V::I;
+  using F = typename V::F;
+  using M = typename V::M;
+  const LaneRounding<V> p(er);
+  constexpr bool stochastic = mode == Rounding::Stochastic;
+  M bad = V::eq(V::set(0), V::set(1));
+  const I zero = V::set(0);
+  auto rounded = [&](F yv, std::int64_t i) {
+    const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
+    return round_lanes<V, mode>(V::bits(yv), p, rnd, bad);
+  };
+
+  if (!fmt.has_scale()) {
+    for (std::int64_t i = begin; i < end; i += V::N) {
+      const int n = static_cast<int>(std::min<std::int64_t>(V::N, end - i));
+      V::store_u32(codes + i, codes_of_values<V>(rounded(V::load(x + i, n), i), ec), n);
+    }
+    return !V::any(bad);
+  }
+
+  const FastPow2Rule fast(fmt);
+  const bool pow2 = fmt.scale.kind == ScaleKind::E8M0;
+  const bool asym = fmt.scale.zero_point;
+  const std::uint32_t zero_code = asym ? 0u : fmt.element.encode(0.0);
+  for (std::int64_t b0 = begin; b0 < end; b0 += block, ++headers) {
+    const std::int64_t b1 = std::min(end, b0 + block);
+    // Pass 1: the block's range, exactly as the scalar reference sees it.
+    I amax_bits = zero;
+    F lo = V::setf(0.0f), hi = V::setf(0.0f);
+    for (std::int64_t i = b0; i < b1; i += V::N) {
+      const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
+      const F v = V::load(x + i, n);
+      amax_bits = V::max_u(amax_bits, V::and_(V::bits(v), V::set(0x7FFFFFFF)));
+      if (asym) {
+        lo = V::min_f(lo, v);
+        hi = V::max_f(hi, v);
+      }
+    }
+    const std::uint32_t amax_u = V::reduce_max_u(amax_bits);
+    const bool finite = amax_u < 0x7F800000u;
+    BlockHeader h;
+    int se = 0;
+    float s;
+    if (finite && fast.exponent(amax_u, se)) {
+      h.scale = E8M0::from_exponent(se);
+      s = bits_float(pow2_float_bits(se));
+    } else {
+      const double lo_d = asym ? static_cast<double>(V::reduce_min_f(lo)) : 0.0;
+      const double hi_d = asym ? static_cast<double>(V::reduce_max_f(hi)) : 0.0;
+      s = fmt.choose_header(static_cast<double>(bits_float(amax_u)), lo_d, hi_d, finite, tp, h);
+      se = pow2 && s > 0.0f ? floor_log2(static_cast<double>(s)) : 0;
+    }
+    *headers = h;
+    if (!(s > 0.0f)) {  // NaN or zero scale: the codes carry nothing
+      const I fill = V::set(static_cast<std::int32_t>(asym ? h.zero_point : zero_code));
+      for (std::int64_t i = b0; i < b1; i += V::N)
+        V::store_u32(codes + i, fill, static_cast<int>(std::min<std::int64_t>(V::N, b1 - i)));
+      continue;
+    }
+    const F sv = V::setf(s), inv = V::flt(V::set(static_cast<std::int32_t>(pow2_float_bits(pow2 ? -se : 0))));
+    if (asym) {
+      const I zp = V::set(static_cast<std::int32_t>(h.zero_point));
+      const I qmax = V::set(ec.qmax);
+      for (std::int64_t i = b0; i < b1; i += V::N) {
+        const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
+        const I r = rounded(V::div(V::load(x + i, n), sv), i);  // integral float, |r| <= 2^24
+        const I k = V::add(V::f2i(V::flt(r)), zp);
+        V::store_u32(codes + i, V::min_i(V::max_i(k, zero), qmax), n);
+      }
+      continue;
+    }
+    for (std::int64_t i = b0; i < b1; i += V::N) {
+      const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
+      const F xv = V::load(x + i, n);
+      const F yv = pow2 ? V::mul(xv, inv) : V::div(xv, sv);
+      V::store_u32(codes + i, codes_of_values<V>(rounded(yv, i), ec), n);
+    }
+  }
+  return !V::any(bad);
+}
+
+template <class V, class Fmt>
+bool quantize_line(const Fmt& fmt, const ElementRounding& er, const ElementCodes& ec, const float* x,
+                   std::uint32_t* codes, BlockHeader* headers, std::int64_t begin, std::int64_t end, std::int64_t block,
+                   std::uint64_t index0, Rounding mode, std::uint64_t seed, const TensorParams& tp) {
+  switch (mode) {
+    case Rounding::NearestEven:
+      return quantize_line_mode<V, Rounding::NearestEven>(fmt, er, ec, x, codes, headers, begin, end, block, index0,
+                                                          seed, tp);
+    case Rounding::NearestAway:
+      return quantize_line_mode<V, Rounding::NearestAway>(fmt, er, ec, x, codes, headers, begin, end, block, index0,
+                                                          seed, tp);
+    case Rounding::TowardZero:
+      return quantize_line_mode<V, Rounding::TowardZero>(fmt, er, ec, x, codes, headers, begin, end, block, index0,
+                                                         seed, tp);
+    case Rounding::Stochastic:
+      return quantize_line_mode<V, Rounding::Stochastic>(fmt, er, ec, x, codes, headers, begin, end, block, index0,
+                                                         seed, tp);
+  }
+  return false;
+}
+
+// Dequantises codes[begin, end) of one contiguous line into y[begin, end); `headers` holds
+// the header of each block from `begin` on.
+template <class V, class Fmt>
+void dequantize_line(const Fmt& fmt, const ElementCodes& ec, const std::uint32_t* codes, float* y,
+                     const BlockHeader* headers, std::int64_t begin, std::int64_t end, std::int64_t block,
+                     const TensorParams& tp) {
+  using I = typename V::I;
+  using F = typename V::F;
+  const typename simd::SimdTable<V>::T table = simd::SimdTable<V>::load(ec.table);
+  if (!fmt.has_scale()) {
+    for (std::int64_t i = begin; i < end; i += V::N) {
+      const int n = static_cast<int>(std::min<std::int64_t>(V::N, end - i));
+      V::store(y + i, values_of_codes<V>(V::load_u32(codes + i, n), ec, table), n);
+    }
+    return;
+  }
+  const bool asym = fmt.scale.zero_point;
+  for (std::int64_t b0 = begin; b0 < end; b0 += block, ++headers) {
+    const std::int64_t b1 = std::min(end, b0 + block);
+    const float s = fmt.scale_value(*headers, tp);
+    const F sv = V::setf(s);
+    if (std::isnan(s)) {
+      const F fill = V::flt(V::set(0x7FC00000));
+      for (std::int64_t i = b0; i < b1; i += V::N) V::store(y + i, fill, static_cast<int>(std::min<std::int64_t>(V::N, b1 - i)));
+      continue;
+    }
+    if (asym) {
+      // k - zero_point is exact in float while both are below 2^24 (always, for codes that
+      // quantize wrote); other blocks take the scalar reference
+      constexpr std::uint32_t kExact = 1u << 24;
+      I big = V::set(0);
+      for (std::int64_t i = b0; i < b1; i += V::N)
+        big = V::max_u(big, V::load_u32(codes + i, static_cast<int>(std::min<std::int64_t>(V::N, b1 - i))));
+      if (headers->zero_point >= kExact || V::reduce_max_u(big) >= kExact) {
+        fmt.dequantize_block(codes + b0, static_cast<std::size_t>(b1 - b0), *headers, tp, y + b0);
+        continue;
+      }
+      const I zp = V::set(static_cast<std::int32_t>(headers->zero_point));
+      for (std::int64_t i = b0; i < b1; i += V::N) {
+        const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
+        V::store(y + i, V::mul(V::i2f(V::sub(V::load_u32(codes + i, n), zp)), sv), n);
+      }
+      continue;
+    }
+    for (std::int64_t i = b0; i < b1; i += V::N) {
+      const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
+      V::store(y + i, V::mul(values_of_codes<V>(V::load_u32(codes + i, n), ec, table), sv), n);
+    }
+  }
+}

@@ -1,0 +1,325 @@
+// quantize and dequantize on every SIMD path this CPU runs give exactly the scalar
+// reference's codes, block headers (scale and zero point) and dequantized bits: random values,
+// random bit patterns, the golden inputs, every code and midpoint of the element formats,
+// NaN/Inf blocks, zeros, subnormals and tails, in all rounding modes and for any thread count;
+// and dequantize(quantize(x)) is fake_quant(x) bit for bit on every path.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lowbit/io/npy.hpp"
+#include "lowbit/lowbit.hpp"
+#include "shared_data.hpp"
+
+namespace {
+
+using lowbit::MatrixRef;
+using lowbit::Quantizer;
+using lowbit::QuantizedTensor;
+using lowbit::Rounding;
+using lowbit::SimdPath;
+
+const std::vector<std::string>& simd_formats() {
+  static const std::vector<std::string> f{
+      "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "mxint8", "mxint4", "mxint2",
+      "mxfp4_rceil", "mxfp8_e4m3_ceil", "mxfp6_e2m3_even", "mxfp4_b16", "bfp8_b8", "bfp8_b16", "bfp6_b16",
+      "bfp6_b32", "bfp4_b64", "bfp3_b16", "bfp16_b16", "int8_b32_fp16", "int8_b32_fp32", "int4_b32_fp16",
+      "int4_b128_bf16", "int4_b32_e8m0", "int8_b32_e4m3", "int8_pc_fp32", "uint8_b32_fp16", "uint4_b32_fp16",
+      "uint4_b64_bf16", "nvfp4", "fp8_e4m3_b32_bf16", "fp8_e5m2_b16_fp32", "bm_e4m3_b16", "bm_e2m3_b16",
+      "fp32", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1",
+      "minifloat_e4m3_fn", "minifloat_e5m2", "minifloat_e3m4_bias5", "minifloat_e4m3_nosub",
+      "minifloat_e6m9_sat", "minifloat_e8m7_nosub", "minifloat_e2m5_fin", "minifloat_e5m10_bias12",
+      "fixed8_f7", "fixed8_f4", "fixed16_f10", "fixed4_f-2", "int8", "int4"};
+  return f;
+}
+
+std::vector<SimdPath> simd_paths() {
+  std::vector<SimdPath> p;
+  for (SimdPath s : {SimdPath::AVX2, SimdPath::AVX512})
+    if (lowbit::cpu_supports(s)) p.push_back(s);
+  return p;
+}
+
+struct PathGuard {
+  ~PathGuard() { lowbit::clear_forced_simd_path(); }
+};
+
+bool finite_only(const Quantizer& q) {
+  if (q.info().block_size != 0) return false;  // scaled: a NaN block has a NaN scale
+  if (const auto* m = std::get_if<lowbit::MinifloatFormat>(&q.format())) return !m->element.has_nan();
+  return true;
+}
+
+QuantizedTensor quantize_on(const Quantizer& q, SimdPath path, const std::vector<float>& x, std::int64_t rows,
+                            std::int64_t cols, const lowbit::QuantOptions& opt) {
+  PathGuard g;
+  lowbit::force_simd_path(path);
+  return q.quantize(MatrixRef<const float>::row_major(x.data(), rows, cols), opt);
+}
+
+std::vector<float> dequantize_on(const Quantizer& q, SimdPath path, const QuantizedTensor& qt) {
+  PathGuard g;
+  lowbit::force_simd_path(path);
+  std::vector<float> y(static_cast<std::size_t>(qt.rows * qt.cols));
+  q.dequantize(qt, MatrixRef<float>::row_major(y.data(), qt.rows, qt.cols));
+  return y;
+}
+
+std::vector<float> fake_quant_on(const Quantizer& q, SimdPath path, const std::vector<float>& x, std::int64_t rows,
+                                 std::int64_t cols, const lowbit::QuantOptions& opt) {
+  PathGuard g;
+  lowbit::force_simd_path(path);
+  std::vector<float> y(x.size());
+  q.fake_quant(MatrixRef<const float>::row_major(x.data(), rows, cols), MatrixRef<float>::row_major(y.data(), rows, cols),
+               opt);
+  return y;
+}
+
+// Index of the first differing float bit pattern, or -1.
+std::int64_t first_bit_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) return static_cast<std::int64_t>(i);
+  return a.size() == b.size() ? -1 : static_cast<std::int64_t>(a.size());
+}
+
+void expect_same_tensor(const QuantizedTensor& ref, const QuantizedTensor& got, const std::vector<float>& x,
+                        const std::string& what) {
+  ASSERT_EQ(ref.codes.size(), got.codes.size()) << what;
+  ASSERT_EQ(ref.headers.size(), got.headers.size()) << what;
+  std::size_t bad = 0, first = 0;
+  for (std::size_t i = 0; i < ref.codes.size(); ++i)
+    if (ref.codes[i] != got.codes[i] && bad++ == 0) first = i;
+  EXPECT_EQ(bad, 0u) << what << ": codes differ, first at " << first << " x=" << std::hexfloat << x[first]
+                     << std::hex << " scalar=0x" << ref.codes[first] << " simd=0x" << got.codes[first];
+  bad = 0;
+  for (std::size_t g = 0; g < ref.headers.size(); ++g)
+    if ((ref.headers[g].scale != got.headers[g].scale || ref.headers[g].zero_point != got.headers[g].zero_point) &&
+        bad++ == 0)
+      first = g;
+  EXPECT_EQ(bad, 0u) << what << ": headers differ, first block " << first << std::hex << " scalar scale=0x"
+                     << ref.headers[first].scale << " zp=" << ref.headers[first].zero_point << " simd scale=0x"
+                     << got.headers[first].scale << " zp=" << got.headers[first].zero_point;
+  EXPECT_EQ(ref.tensor.tensor_scale, got.tensor.tensor_scale) << what;
+}
+
+void expect_same_floats(const std::vector<float>& ref, const std::vector<float>& got, const std::string& what) {
+  const std::int64_t i = first_bit_difference(ref, got);
+  EXPECT_EQ(i, -1) << what << ": first at " << i << std::hex << " expected=0x"
+                   << (i >= 0 && i < static_cast<std::int64_t>(ref.size()) ? lowbit::float_bits(ref[static_cast<std::size_t>(i)]) : 0u)
+                   << " got=0x"
+                   << (i >= 0 && i < static_cast<std::int64_t>(got.size()) ? lowbit::float_bits(got[static_cast<std::size_t>(i)]) : 0u);
+}
+
+// Every compiled path against the scalar reference on x, in every rounding mode: codes and
+// headers; dequantized bits of the scalar's codes; and the round trip against fake_quant.
+void expect_paths_match(const std::string& name, const std::vector<float>& x, std::int64_t rows, std::int64_t cols,
+                        const std::string& what) {
+  const Quantizer q(name);
+  for (Rounding mode : {Rounding::NearestEven, Rounding::NearestAway, Rounding::TowardZero, Rounding::Stochastic}) {
+    lowbit::QuantOptions opt;
+    opt.rounding = mode;
+    opt.seed = 1234;
+    const QuantizedTensor ref = quantize_on(q, SimdPath::Scalar, x, rows, cols, opt);
+    const std::vector<float> ref_y = dequantize_on(q, SimdPath::Scalar, ref);
+    for (SimdPath p : simd_paths()) {
+      const std::string tag = name + " " + std::string(lowbit::to_string(p)) + " " +
+                              std::string(lowbit::to_string(mode)) + " on " + what;
+      const QuantizedTensor got = quantize_on(q, p, x, rows, cols, opt);
+      expect_same_tensor(ref, got, x, tag);
+      expect_same_floats(ref_y, dequantize_on(q, p, ref), tag + " (dequantize)");
+      expect_same_floats(fake_quant_on(q, p, x, rows, cols, opt), dequantize_on(q, p, got),
+                         tag + " (dequantize(quantize) vs fake_quant)");
+    }
+  }
+}
+
+std::vector<float> random_values(std::size_t n, unsigned seed, bool with_specials) {
+  std::mt19937 rng(seed);
+  std::student_t_distribution<float> t(2.5f);
+  std::uniform_int_distribution<int> ex(-30, 30);
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    switch (rng() % 8) {
+      case 0: v[i] = lowbit::bits_float(static_cast<std::uint32_t>(rng())); break;  // any bit pattern
+      case 1: v[i] = std::ldexp(static_cast<float>(static_cast<int>(rng() % 64) - 32), ex(rng)); break;  // ties
+      case 2: v[i] = lowbit::bits_float(static_cast<std::uint32_t>(rng()) & 0x807FFFFFu); break;  // subnormals
+      default: v[i] = t(rng) * std::ldexp(1.0f, ex(rng));
+    }
+    if (!with_specials && !std::isfinite(v[i])) v[i] = 1.5f;
+  }
+  return v;
+}
+
+TEST(SimdCodes, RandomValuesAndBitPatterns) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  for (const std::string& name : simd_formats()) {
+    const bool specials = !finite_only(Quantizer(name));
+    expect_paths_match(name, random_values(37 * 203, 1, specials), 37, 203, "random");  // tails everywhere
+    expect_paths_match(name, random_values(3 * 1000, 2, specials), 3, 1000, "random wide");
+  }
+}
+
+TEST(SimdCodes, NanAndInfBlocks) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  std::vector<float> x = random_values(16 * 96, 3, false);
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), lowbit::bits_float(0x7F800001u),
+                            lowbit::bits_float(0xFFC12345u), std::numeric_limits<float>::max(),
+                            -std::numeric_limits<float>::max(),  lowbit::bits_float(0xFFBFFFFFu)};
+  for (std::size_t i = 0; i < x.size(); i += 41) x[i] = specials[(i / 41) % 8];
+  for (const std::string& name : simd_formats())
+    if (!finite_only(Quantizer(name))) expect_paths_match(name, x, 16, 96, "NaN/Inf blocks");
+}
+
+TEST(SimdCodes, ZeroBlocksAndTinyValues) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  std::vector<float> x(8 * 64, 0.0f);
+  for (std::size_t i = 64; i < 128; ++i) x[i] = (i % 2) ? -0.0f : 0.0f;
+  for (std::size_t i = 128; i < 192; ++i) x[i] = lowbit::bits_float(static_cast<std::uint32_t>(i));  // subnormals
+  for (std::size_t i = 192; i < 256; ++i) x[i] = std::ldexp(1.0f, -126 - static_cast<int>(i % 24)) * ((i % 3) ? 1 : -1);
+  for (std::size_t i = 256; i < 512; ++i)
+    x[i] = std::ldexp(1.0f + static_cast<float>(i % 7) / 8, static_cast<int>(i % 250) - 125) * ((i % 5) ? 1 : -1);
+  for (const std::string& name : simd_formats()) expect_paths_match(name, x, 8, 64, "zeros and tiny values");
+}
+
+// Every code of an element format and every midpoint between neighbours (and one float on
+// either side), per element and as block contents of scaled formats.
+TEST(SimdCodes, EveryCodeAndMidpoint) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  const std::pair<const char*, lowbit::MinifloatSpec> elements[] = {
+      {"fp8_e4m3", lowbit::FP8_E4M3::spec},        {"fp8_e5m2", lowbit::FP8_E5M2::spec},
+      {"fp6_e3m2", lowbit::FP6_E3M2::spec},        {"fp6_e2m3", lowbit::FP6_E2M3::spec},
+      {"fp4_e2m1", lowbit::FP4_E2M1::spec},        {"fp16", lowbit::FP16::spec},
+      {"bf16", lowbit::BF16::spec},                {"minifloat_e4m3_nosub", lowbit::MinifloatSpec{4, 3, 7, false}},
+  };
+  for (const auto& [name, spec] : elements) {
+    std::vector<double> values;
+    for (std::uint32_t c = 0; c < (1u << spec.bits()); ++c) {
+      if (spec.is_nan(c) || spec.is_inf(c) || !spec.is_canonical(c)) continue;
+      const double v = spec.decode(c);
+      if (v >= 0) values.push_back(v);
+    }
+    std::sort(values.begin(), values.end());
+    std::vector<float> x;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      x.push_back(static_cast<float>(values[i]));
+      x.push_back(static_cast<float>(-values[i]));
+      if (i + 1 < values.size()) {
+        const float mid = static_cast<float>(0.5 * (values[i] + values[i + 1]));
+        for (float m : {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e38f)}) {
+          x.push_back(m);
+          x.push_back(-m);
+        }
+      }
+    }
+    const float top = static_cast<float>(spec.max_value());
+    for (float f : {top * 1.0001f, top * 1.5f, top * 4.0f}) { x.push_back(f); x.push_back(-f); }
+    while (x.size() % 64) x.push_back(0.0f);
+    const std::int64_t cols = 64, rows = static_cast<std::int64_t>(x.size()) / cols;
+    expect_paths_match(name, x, rows, cols, "every code and midpoint");
+    for (const std::string& scaled : {std::string("mx") + name, std::string(name) + "_b32_fp32"}) {
+      try {
+        Quantizer probe(scaled);
+      } catch (const lowbit::Error&) {
+        continue;  // no such scaled variant
+      }
+      expect_paths_match(scaled, x, rows, cols, "codes and midpoints in blocks");
+    }
+  }
+}
+
+// Every code of every element format decodes on each path as the element's own decode, cast
+// to float (the spec's definition), with and without a scale; codes carry stray high bits too.
+TEST(SimdCodes, EveryCodeDecodes) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  for (const std::string& name : simd_formats()) {
+    const Quantizer q(name);
+    const std::int64_t cols = 256;
+    const std::vector<float> x = random_values(static_cast<std::size_t>(4 * cols), 11, false);
+    QuantizedTensor qt = quantize_on(q, SimdPath::Scalar, x, 4, cols, {});
+    const int bits = q.info().element_bits;
+    const std::uint32_t count = bits >= 16 ? 1u << 16 : 1u << bits;
+    std::mt19937 rng(7);
+    for (std::size_t i = 0; i < qt.codes.size(); ++i) {
+      std::uint32_t c = static_cast<std::uint32_t>(i) % count;
+      if (bits > 16) c = static_cast<std::uint32_t>(rng());  // wide formats: random codes
+      if (i % 7 == 3 && bits < 32) c |= 1u << bits;           // bits above the element: ignored
+      qt.codes[i] = c;
+    }
+    const std::vector<float> ref = dequantize_on(q, SimdPath::Scalar, qt);
+    for (SimdPath p : simd_paths())
+      expect_same_floats(ref, dequantize_on(q, p, qt), name + " " + std::string(lowbit::to_string(p)) + " every code");
+  }
+}
+
+TEST(SimdCodes, GoldenInputs) {
+  LOWBIT_REQUIRE_SHARED("goldens/mx/in.npy");
+  LOWBIT_REQUIRE_SHARED("goldens/mase/in.npy");
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  for (const char* file : {"goldens/mx/in.npy", "goldens/mx/in_special.npy", "goldens/mase/in.npy"}) {
+    const auto m = lowbit::npy::read_float32_matrix(lowbit_test::shared_file(file));
+    bool has_nan = false;
+    for (float v : m.values) has_nan = has_nan || std::isnan(v);
+    for (const std::string& name : simd_formats()) {
+      if (has_nan && finite_only(Quantizer(name))) continue;
+      expect_paths_match(name, m.values, m.rows, m.cols, file);
+    }
+  }
+}
+
+TEST(SimdCodes, NanIntoAFiniteOnlyFormatThrowsOnEveryPath) {
+  std::vector<float> x(100, 1.0f);
+  x[77] = std::numeric_limits<float>::quiet_NaN();
+  for (const char* name : {"fp4_e2m1", "fixed8_f4", "int8"})
+    for (SimdPath p : {SimdPath::Scalar, SimdPath::AVX2, SimdPath::AVX512}) {
+      if (!lowbit::cpu_supports(p)) continue;
+      EXPECT_THROW(quantize_on(Quantizer(name), p, x, 1, 100, {}), lowbit::Error) << name << " " << lowbit::to_string(p);
+    }
+}
+
+// Codes far outside an asymmetric format's range (not what quantize writes) still dequantize
+// as the scalar reference does.
+TEST(SimdCodes, WideZeroPointCodes) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  const Quantizer q("uint4_b32_fp16");
+  const std::vector<float> x = random_values(4 * 64, 13, false);
+  QuantizedTensor qt = quantize_on(q, SimdPath::Scalar, x, 4, 64, {});
+  qt.codes[5] = 0xFFFFFFFFu;
+  qt.codes[70] = 1u << 24;
+  qt.headers[6].zero_point = 1u << 30;
+  const std::vector<float> ref = dequantize_on(q, SimdPath::Scalar, qt);
+  for (SimdPath p : simd_paths()) expect_same_floats(ref, dequantize_on(q, p, qt), "wide zero-point codes");
+}
+
+TEST(SimdCodes, AnyThreadCountGivesTheSameResult) {
+  const std::int64_t rows = 300, cols = 1000;  // several chunks of work
+  const std::vector<float> x = random_values(static_cast<std::size_t>(rows * cols), 9, false);
+  for (const char* name : {"mxfp4", "nvfp4", "int4_b32_fp16", "uint4_b32_fp16", "fp8_e4m3", "nf4_b64"}) {
+    const Quantizer q(name);
+    for (Rounding mode : {Rounding::NearestEven, Rounding::Stochastic}) {
+      lowbit::QuantOptions opt;
+      opt.rounding = mode;
+      opt.seed = 5;
+      opt.threads = 1;
+      const QuantizedTensor one = quantize_on(q, lowbit::best_simd_path(), x, rows, cols, opt);
+      const std::vector<float> y = dequantize_on(q, lowbit::best_simd_path(), one);
+      for (int t : {2, 3, 8}) {
+        opt.threads = t;
+        for (SimdPath p : {lowbit::best_simd_path(), SimdPath::Scalar}) {
+          const std::string tag = std::string(name) + " " + std::string(lowbit::to_string(p)) + " threads " + std::to_string(t);
+          expect_same_tensor(one, quantize_on(q, p, x, rows, cols, opt), x, tag);
+          lowbit::set_num_threads(t);
+          expect_same_floats(y, dequantize_on(q, p, one), tag);
+        }
+      }
+      lowbit::set_num_threads(0);
+    }
+  }
+}
+
+}  // namespace
