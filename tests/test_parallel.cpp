@@ -80,3 +80,34 @@ TEST(Parallel, ThreadCountSettings) {
 }
 
 }  // namespace
+
+namespace {
+
+void benchmark_sink(int v) {
+  static std::atomic<int> sink{0};
+  sink.store(v, std::memory_order_relaxed);
+}
+
+// Many short jobs back to back: workers that wake late must never join a finished job or
+// count towards the next one (this hung once).
+TEST(Parallel, ManyShortJobsDoNotHang) {
+  lowbit::ThreadPool pool(2);
+  std::atomic<std::int64_t> total{0};
+  for (int i = 0; i < 20000; ++i)
+    pool.run(2, 2, 2, [&](std::int64_t b, std::int64_t e) {
+      for (int spin = 0; spin < 200 * (i % 7); ++spin) benchmark_sink(spin);
+      total += e - b;
+    });
+  EXPECT_EQ(total.load(), 40000);
+}
+
+TEST(Parallel, NestedRunsExecuteInline) {
+  lowbit::ThreadPool pool(2);
+  std::atomic<int> inner{0};
+  pool.run(4, 4, 2, [&](std::int64_t, std::int64_t) {
+    pool.run(3, 3, 2, [&](std::int64_t b, std::int64_t e) { inner += static_cast<int>(e - b); });
+  });
+  EXPECT_EQ(inner.load(), 12);
+}
+
+}  // namespace

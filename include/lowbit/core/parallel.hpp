@@ -52,7 +52,8 @@ class ThreadPool {
     if (n <= 0) return;
     chunks = std::clamp<std::int64_t>(chunks, 1, n);
     threads = std::clamp(threads, 1, size());
-    if (threads == 1 || chunks == 1) {
+    // A body that itself calls run() (on any thread of a job) runs its chunks inline.
+    if (threads == 1 || chunks == 1 || in_job()) {
       for (std::int64_t c = 0; c < chunks; ++c) body(n * c / chunks, n * (c + 1) / chunks);
       return;
     }
@@ -63,22 +64,33 @@ class ThreadPool {
       n_ = n;
       chunks_ = chunks;
       next_.store(0);
-      active_limit_ = threads - 1;
+      join_limit_ = threads - 1;
       joined_ = 0;
-      done_workers_ = 0;
+      done_ = 0;
       error_ = nullptr;
+      active_ = true;  // workers may join only while this is set
       ++generation_;
     }
     wake_.notify_all();
     work();
     std::unique_lock<std::mutex> lock(mutex_);
-    finished_.wait(lock, [&] { return done_workers_ == joined_ && next_.load() >= chunks_; });
+    active_ = false;  // no worker joins from here on; wait for those that did
+    finished_.wait(lock, [&] { return done_ == joined_; });
     body_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
 
  private:
+  static bool& in_job() {
+    static thread_local bool flag = false;
+    return flag;
+  }
+
   void work() {
+    in_job() = true;
+    struct Reset {
+      ~Reset() { in_job() = false; }
+    } reset;
     while (true) {
       const std::int64_t c = next_.fetch_add(1);
       if (c >= chunks_) return;
@@ -96,7 +108,7 @@ class ThreadPool {
     while (true) {
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_ || (generation_ != seen && joined_ < active_limit_); });
+        wake_.wait(lock, [&] { return stop_ || (active_ && generation_ != seen && joined_ < join_limit_); });
         if (stop_) return;
         seen = generation_;
         ++joined_;
@@ -104,7 +116,7 @@ class ThreadPool {
       work();
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        ++done_workers_;
+        ++done_;
       }
       finished_.notify_all();
     }
@@ -114,11 +126,12 @@ class ThreadPool {
   std::mutex mutex_, job_mutex_;
   std::condition_variable wake_, finished_;
   bool stop_ = false;
+  bool active_ = false;
   std::uint64_t generation_ = 0;
   const RangeBody* body_ = nullptr;
   std::int64_t n_ = 0, chunks_ = 0;
   std::atomic<std::int64_t> next_{0};
-  int active_limit_ = 0, joined_ = 0, done_workers_ = 0;
+  int join_limit_ = 0, joined_ = 0, done_ = 0;
   std::exception_ptr error_;
 };
 
