@@ -179,6 +179,33 @@ struct FastPow2Rule {
                          rule == ScaleRule::Even);
   }
 
+  // The same rule on lanes of normal, finite absmax bits.
+  template <class V>
+  typename V::I exponents(typename V::I amax) const {
+    using I = typename V::I;
+    const I e = V::sub(V::template srl<23>(amax), V::set(127));
+    const I mant = V::and_(amax, V::set(0x007FFFFF));
+    I se;
+    switch (rule) {
+      case ScaleRule::Floor: se = V::sub(e, V::set(emax)); break;
+      case ScaleRule::Ceil: {
+        const I f = V::sub(e, V::set(emax));
+        se = V::select(V::eq(mant, V::set(0)), f, V::add(f, V::set(1)));
+        break;
+      }
+      case ScaleRule::Fit: {
+        const I f = V::sub(e, V::set(em));
+        se = V::select(V::gt(mant, V::set(static_cast<std::int32_t>(mm))), V::add(f, V::set(1)), f);
+        break;
+      }
+      default:
+        se = mb >= 23 ? V::sub(e, V::set(emax))
+                      : V::sub(V::template srl<23>(V::add(amax, V::set(1 << (22 - mb)))), V::set(127 + emax));
+        break;
+    }
+    return V::max_i(V::min_i(se, V::set(E8M0::max_exponent)), V::set(E8M0::min_exponent));
+  }
+
   // Returns false for amax zero or subnormal (the caller takes the general path).
   bool exponent(std::uint32_t amax_bits, int& se) const {
     if (!usable || amax_bits < 0x00800000u) return false;
@@ -239,35 +266,21 @@ inline std::uint32_t pow2_float_bits(int e) {
   return e >= -126 ? static_cast<std::uint32_t>(e + 127) << 23 : 0x00400000u;
 }
 
-// Fake-quantises values [begin, end) of one contiguous line (a row) of a block format whose
-// blocks start at multiples of `block` within the line. `index0` is the logical index of the
-// line's first value (for stochastic bits). `er` is the element's rounding (for asymmetric
-// formats: a wide integer rounding, saturating at 2^24, before the zero point and clamp).
-// Returns false when a lane held a NaN the format
-// cannot encode (the caller reruns the scalar reference, which reports it).
+template <class V>
+inline typename V::I pow2_float_bits_lanes(typename V::I e) {
+  return V::select(V::eq(e, V::set(-127)), V::set(0x00400000), V::template sll<23>(V::add(e, V::set(127))));
+}
+
+// Scaled blocks [begin, end) one at a time (any block size, any scale).
 template <class V, Rounding mode, class Fmt>
-bool fake_quant_line_mode(const Fmt& fmt, const ElementRounding& er, const float* x, float* y, std::int64_t begin,
-                          std::int64_t end, std::int64_t block, std::uint64_t index0, std::uint64_t seed,
-                          const TensorParams& tp) {
+void scaled_blocks(const Fmt& fmt, const LaneRounding<V>& p, const FastPow2Rule& fast, const float* x, float* y,
+                   std::int64_t begin, std::int64_t end, std::int64_t block, std::uint64_t index0, std::uint64_t seed,
+                   const TensorParams& tp, typename V::M& bad) {
   using I = typename V::I;
   using F = typename V::F;
-  using M = typename V::M;
-  const LaneRounding<V> p(er);
   constexpr bool stochastic = mode == Rounding::Stochastic;
-  const FastPow2Rule fast(fmt);
   const FastFloatScale fast_float(fmt);
-  M bad = V::eq(V::set(0), V::set(1));
   const I zero = V::set(0);
-
-  if (!fmt.has_scale()) {
-    for (std::int64_t i = begin; i < end; i += V::N) {
-      const int n = static_cast<int>(std::min<std::int64_t>(V::N, end - i));
-      const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
-      V::store(y + i, V::flt(round_lanes<V, mode>(V::bits(V::load(x + i, n)), p, rnd, bad)), n);
-    }
-    return !V::any(bad);
-  }
-
   const bool pow2 = fmt.scale.kind == ScaleKind::E8M0;
   const bool asym = fmt.scale.zero_point;
   for (std::int64_t b0 = begin; b0 < end; b0 += block) {
@@ -327,6 +340,70 @@ bool fake_quant_line_mode(const Fmt& fmt, const ElementRounding& er, const float
       V::store(y + i, V::mul(V::flt(r), sv), n);
     }
   }
+}
+
+// Fake-quantises values [begin, end) of one contiguous line (a row) of a block format whose
+// blocks start at multiples of `block` within the line. `index0` is the logical index of the
+// line's first value (for stochastic bits). `er` is the element's rounding (for asymmetric
+// formats: a wide integer rounding, saturating at 2^24, before the zero point and clamp).
+// Returns false when a lane held a NaN the format
+// cannot encode (the caller reruns the scalar reference, which reports it).
+template <class V, Rounding mode, class Fmt>
+bool fake_quant_line_mode(const Fmt& fmt, const ElementRounding& er, const float* x, float* y, std::int64_t begin,
+                          std::int64_t end, std::int64_t block, std::uint64_t index0, std::uint64_t seed,
+                          const TensorParams& tp) {
+  using I = typename V::I;
+  using F = typename V::F;
+  using M = typename V::M;
+  const LaneRounding<V> p(er);
+  constexpr bool stochastic = mode == Rounding::Stochastic;
+  const FastPow2Rule fast(fmt);
+  M bad = V::eq(V::set(0), V::set(1));
+  const I zero = V::set(0);
+
+  if (!fmt.has_scale()) {
+    for (std::int64_t i = begin; i < end; i += V::N) {
+      const int n = static_cast<int>(std::min<std::int64_t>(V::N, end - i));
+      const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
+      V::store(y + i, V::flt(round_lanes<V, mode>(V::bits(V::load(x + i, n)), p, rnd, bad)), n);
+    }
+    return !V::any(bad);
+  }
+
+  std::int64_t b0 = begin;
+  // Groups of N whole blocks of 1..4 vectors each with a power-of-two scale: the N block
+  // maxima in one vector, the N scales from one vector computation.
+  const int vpb = static_cast<int>(block / V::N);
+  if (fast.usable && !fmt.scale.zero_point && block % V::N == 0 && vpb <= 4) {
+    const I abs_mask = V::set(0x7FFFFFFF);
+    for (; b0 + V::N * block <= end; b0 += V::N * block) {
+      I m[V::N];
+      for (int j = 0; j < V::N; ++j) {
+        const float* xb = x + b0 + j * block;
+        I acc = V::and_(V::bits(V::load(xb, V::N)), abs_mask);
+        for (int v = 1; v < vpb; ++v) acc = V::max_u(acc, V::and_(V::bits(V::load(xb + v * V::N, V::N)), abs_mask));
+        m[j] = acc;
+      }
+      const I amax = V::transpose_max_u(m);
+      if (V::any(V::m_or(V::gt_u(V::set(0x00800000), amax), V::gt_u(amax, V::set(0x7F7FFFFF))))) {
+        scaled_blocks<V, mode>(fmt, p, fast, x, y, b0, b0 + V::N * block, block, index0, seed, tp, bad);
+        continue;  // zero, subnormal or non-finite maxima: the general path for this group
+      }
+      const I se = fast.template exponents<V>(amax);
+      const I s_bits = pow2_float_bits_lanes<V>(se), inv_bits = pow2_float_bits_lanes<V>(V::sub(zero, se));
+      for (int j = 0; j < V::N; ++j) {
+        const F sv = V::flt(V::broadcast_lane(s_bits, j)), inv = V::flt(V::broadcast_lane(inv_bits, j));
+        const std::int64_t o = b0 + j * block;
+        for (int v = 0; v < vpb; ++v) {
+          const std::int64_t i = o + v * V::N;
+          const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
+          const I r = round_lanes<V, mode, true>(V::bits(V::mul(V::load(x + i, V::N), inv)), p, rnd, bad);
+          V::store(y + i, V::mul(V::flt(r), sv), V::N);
+        }
+      }
+    }
+  }
+  scaled_blocks<V, mode>(fmt, p, fast, x, y, b0, end, block, index0, seed, tp, bad);
   return !V::any(bad);
 }
 

@@ -82,6 +82,22 @@ struct Avx2 {
     m = _mm_max_epu32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
     return static_cast<std::uint32_t>(_mm_cvtsi128_si32(m));
   }
+  template <int K> static I sll(I a) { return _mm256_slli_epi32(a, K); }
+  static I broadcast_lane(I v, int j) { return _mm256_permutevar8x32_epi32(v, _mm256_set1_epi32(j)); }
+  // Lane j of the result = the largest (unsigned) lane of m[j], for 8 vectors m[0..7].
+  static I transpose_max_u(const I* m) {
+    I u[4], z[2];
+    for (int k = 0; k < 4; ++k)
+      u[k] = _mm256_max_epu32(_mm256_permute2x128_si256(m[2 * k], m[2 * k + 1], 0x20),
+                              _mm256_permute2x128_si256(m[2 * k], m[2 * k + 1], 0x31));
+    for (int k = 0; k < 2; ++k)
+      z[k] = _mm256_max_epu32(_mm256_unpacklo_epi64(u[2 * k], u[2 * k + 1]), _mm256_unpackhi_epi64(u[2 * k], u[2 * k + 1]));
+    const __m256 a = _mm256_castsi256_ps(z[0]), b = _mm256_castsi256_ps(z[1]);
+    const I f = _mm256_max_epu32(_mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
+                                 _mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))));
+    // lane 4h + i holds block 2i + h
+    return _mm256_permutevar8x32_epi32(f, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  }
   static float reduce_min_f(F a) {
     __m128 m = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     m = _mm_min_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));

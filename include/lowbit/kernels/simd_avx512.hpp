@@ -70,6 +70,27 @@ struct Avx512 {
   static F max_f(F a, F b) { return _mm512_max_ps(a, b); }
 
   static std::uint32_t reduce_max_u(I a) { return _mm512_reduce_max_epu32(a); }
+  template <int K> static I sll(I a) { return _mm512_slli_epi32(a, K); }
+  static I broadcast_lane(I v, int j) { return _mm512_permutexvar_epi32(_mm512_set1_epi32(j), v); }
+  // Lane j of the result = the largest (unsigned) lane of m[j], for 16 vectors m[0..15]: a
+  // reduction tree over 128-bit quarters, 64-bit pairs and lanes, then one permute to
+  // put block j in lane j.
+  static I transpose_max_u(const I* m) {
+    I u[8], w[4], z[2];
+    for (int k = 0; k < 8; ++k)
+      u[k] = _mm512_max_epu32(_mm512_shuffle_i32x4(m[2 * k], m[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_i32x4(m[2 * k], m[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int k = 0; k < 4; ++k)
+      w[k] = _mm512_max_epu32(_mm512_shuffle_i32x4(u[2 * k], u[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                              _mm512_shuffle_i32x4(u[2 * k], u[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    for (int k = 0; k < 2; ++k)
+      z[k] = _mm512_max_epu32(_mm512_unpacklo_epi64(w[2 * k], w[2 * k + 1]), _mm512_unpackhi_epi64(w[2 * k], w[2 * k + 1]));
+    const __m512 a = _mm512_castsi512_ps(z[0]), b = _mm512_castsi512_ps(z[1]);
+    const I f = _mm512_max_epu32(_mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
+                                 _mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))));
+    // lane 4q + i holds block 4i + q
+    return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), f);
+  }
   static float reduce_min_f(F a) { return _mm512_reduce_min_ps(a); }
   static float reduce_max_f(F a) { return _mm512_reduce_max_ps(a); }
 
