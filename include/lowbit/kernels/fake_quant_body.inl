@@ -246,6 +246,25 @@ struct FastFloatScale {
     max_value = f.max_value();
   }
 
+  // The same on lanes of finite absmax bits; false when a lane needs the general path.
+  template <class V>
+  bool scales(typename V::I amax, const TensorParams& tp, typename V::I& s_bits) const {
+    using D = typename V::D;
+    const D em = V::set_d(elem_max);
+    D lo = V::div_d(V::lo_d(amax), em), hi = V::div_d(V::hi_d(amax), em);
+    if (tensor) {
+      const D ts = V::set_d(static_cast<double>(tp.tensor_scale));
+      lo = V::div_d(lo, ts);
+      hi = V::div_d(hi, ts);
+    }
+    const D mn = V::set_d(min_normal);
+    if (V::any_below_d(lo, mn) || V::any_below_d(hi, mn)) return false;
+    const D mx = V::set_d(max_value);
+    s_bits = V::from_d(V::min_d(V::round_bits_d(lo, drop), mx), V::min_d(V::round_bits_d(hi, drop), mx));
+    if (tensor) s_bits = V::bits(V::mul(V::flt(s_bits), V::setf(tp.tensor_scale)));
+    return true;
+  }
+
   bool scale(double amax, const TensorParams& tp, float& s) const {
     if (!usable) return false;
     double want = amax / elem_max;
@@ -371,10 +390,12 @@ bool fake_quant_line_mode(const Fmt& fmt, const ElementRounding& er, const float
   }
 
   std::int64_t b0 = begin;
-  // Groups of N whole blocks of 1..4 vectors each with a power-of-two scale: the N block
-  // maxima in one vector, the N scales from one vector computation.
+  // Groups of N whole blocks of 1..4 vectors each with a power-of-two or symmetric float
+  // scale: the N block maxima in one vector, the N scales from one vector computation.
   const int vpb = static_cast<int>(block / V::N);
-  if (fast.usable && !fmt.scale.zero_point && block % V::N == 0 && vpb <= 4) {
+  const FastFloatScale fast_float(fmt);
+  const bool pow2 = fast.usable;
+  if ((pow2 || fast_float.usable) && !fmt.scale.zero_point && block % V::N == 0 && vpb <= 4) {
     const I abs_mask = V::set(0x7FFFFFFF);
     for (; b0 + V::N * block <= end; b0 += V::N * block) {
       I m[V::N];
@@ -389,15 +410,24 @@ bool fake_quant_line_mode(const Fmt& fmt, const ElementRounding& er, const float
         scaled_blocks<V, mode>(fmt, p, fast, x, y, b0, b0 + V::N * block, block, index0, seed, tp, bad);
         continue;  // zero, subnormal or non-finite maxima: the general path for this group
       }
-      const I se = fast.template exponents<V>(amax);
-      const I s_bits = pow2_float_bits_lanes<V>(se), inv_bits = pow2_float_bits_lanes<V>(V::sub(zero, se));
+      I s_bits, inv_bits = zero;
+      if (pow2) {
+        const I se = fast.template exponents<V>(amax);
+        s_bits = pow2_float_bits_lanes<V>(se);
+        inv_bits = pow2_float_bits_lanes<V>(V::sub(zero, se));
+      } else if (!fast_float.template scales<V>(amax, tp, s_bits)) {
+        scaled_blocks<V, mode>(fmt, p, fast, x, y, b0, b0 + V::N * block, block, index0, seed, tp, bad);
+        continue;  // a scale below the format's normals: the general path for this group
+      }
       for (int j = 0; j < V::N; ++j) {
         const F sv = V::flt(V::broadcast_lane(s_bits, j)), inv = V::flt(V::broadcast_lane(inv_bits, j));
         const std::int64_t o = b0 + j * block;
         for (int v = 0; v < vpb; ++v) {
           const std::int64_t i = o + v * V::N;
           const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
-          const I r = round_lanes<V, mode, true>(V::bits(V::mul(V::load(x + i, V::N), inv)), p, rnd, bad);
+          const F xv = V::load(x + i, V::N);
+          const F yv = pow2 ? V::mul(xv, inv) : V::div(xv, sv);
+          const I r = round_lanes<V, mode, true>(V::bits(yv), p, rnd, bad);
           V::store(y + i, V::mul(V::flt(r), sv), V::N);
         }
       }

@@ -83,6 +83,25 @@ struct Avx2 {
     return static_cast<std::uint32_t>(_mm_cvtsi128_si32(m));
   }
   template <int K> static I sll(I a) { return _mm256_slli_epi32(a, K); }
+
+  // Doubles, for block scales: the 8 lanes as two vectors of 4.
+  using D = __m256d;
+  static D lo_d(I a) { return _mm256_cvtps_pd(_mm256_castps256_ps128(_mm256_castsi256_ps(a))); }
+  static D hi_d(I a) { return _mm256_cvtps_pd(_mm256_extractf128_ps(_mm256_castsi256_ps(a), 1)); }
+  static D set_d(double x) { return _mm256_set1_pd(x); }
+  static D div_d(D a, D b) { return _mm256_div_pd(a, b); }
+  static D min_d(D a, D b) { return _mm256_min_pd(a, b); }
+  // Nearest-even to a multiple of 2^drop on the bits of positive doubles.
+  static D round_bits_d(D a, int drop) {
+    const __m256i b = _mm256_castpd_si256(a);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi64(b, drop), _mm256_set1_epi64x(1));
+    const __m256i sum = _mm256_add_epi64(_mm256_add_epi64(b, _mm256_set1_epi64x((1ll << (drop - 1)) - 1)), odd);
+    return _mm256_castsi256_pd(_mm256_andnot_si256(_mm256_set1_epi64x((1ll << drop) - 1), sum));
+  }
+  static bool any_below_d(D a, D lim) { return _mm256_movemask_pd(_mm256_cmp_pd(a, lim, _CMP_NGE_UQ)) != 0; }
+  static I from_d(D lo, D hi) {  // exact when the values are floats
+    return _mm256_castps_si256(_mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(lo)), _mm256_cvtpd_ps(hi), 1));
+  }
   static I broadcast_lane(I v, int j) { return _mm256_permutevar8x32_epi32(v, _mm256_set1_epi32(j)); }
   // Lane j of the result = the largest (unsigned) lane of m[j], for 8 vectors m[0..7].
   static I transpose_max_u(const I* m) {

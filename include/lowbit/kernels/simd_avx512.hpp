@@ -71,6 +71,26 @@ struct Avx512 {
 
   static std::uint32_t reduce_max_u(I a) { return _mm512_reduce_max_epu32(a); }
   template <int K> static I sll(I a) { return _mm512_slli_epi32(a, K); }
+
+  // Doubles, for block scales: the 16 lanes as two vectors of 8.
+  using D = __m512d;
+  static D lo_d(I a) { return _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_castsi512_ps(a))); }
+  static D hi_d(I a) { return _mm512_cvtps_pd(_mm256_castsi256_ps(_mm512_extracti64x4_epi64(a, 1))); }
+  static D set_d(double x) { return _mm512_set1_pd(x); }
+  static D div_d(D a, D b) { return _mm512_div_pd(a, b); }
+  static D min_d(D a, D b) { return _mm512_min_pd(a, b); }
+  // Nearest-even to a multiple of 2^drop on the bits of positive doubles.
+  static D round_bits_d(D a, int drop) {
+    const __m512i b = _mm512_castpd_si512(a);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi64(b, static_cast<unsigned>(drop)), _mm512_set1_epi64(1));
+    const __m512i sum = _mm512_add_epi64(_mm512_add_epi64(b, _mm512_set1_epi64((1ll << (drop - 1)) - 1)), odd);
+    return _mm512_castsi512_pd(_mm512_andnot_si512(_mm512_set1_epi64((1ll << drop) - 1), sum));
+  }
+  static bool any_below_d(D a, D lim) { return _mm512_cmp_pd_mask(a, lim, _CMP_NGE_UQ) != 0; }
+  static I from_d(D lo, D hi) {  // exact when the values are floats
+    return _mm512_castps_si512(
+        _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1));
+  }
   static I broadcast_lane(I v, int j) { return _mm512_permutexvar_epi32(_mm512_set1_epi32(j), v); }
   // Lane j of the result = the largest (unsigned) lane of m[j], for 16 vectors m[0..15]: a
   // reduction tree over 128-bit quarters, 64-bit pairs and lanes, then one permute to
