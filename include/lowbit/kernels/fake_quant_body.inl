@@ -290,6 +290,59 @@ inline typename V::I pow2_float_bits_lanes(typename V::I e) {
   return V::select(V::eq(e, V::set(-127)), V::set(0x00400000), V::template sll<23>(V::add(e, V::set(127))));
 }
 
+// Floats as unsigned keys in the same order (negative values reversed), so the unsigned
+// transposed reduction finds float maxima (and, on complemented keys, minima).
+template <class V>
+inline typename V::I order_key(typename V::F v) {
+  using I = typename V::I;
+  const I b = V::bits(v);
+  const I neg = V::template srl<31>(b);
+  return V::select(V::eq(neg, V::set(0)), V::or_(b, V::set(static_cast<std::int32_t>(0x80000000u))),
+                   V::xor_(b, V::set(-1)));
+}
+template <class V>
+inline typename V::F from_order_key(typename V::I k) {
+  using I = typename V::I;
+  const I top = V::template srl<31>(k);
+  return V::flt(V::select(V::eq(top, V::set(1)), V::and_(k, V::set(0x7FFFFFFF)), V::xor_(k, V::set(-1))));
+}
+
+// Asymmetric (zero-point) block headers for N blocks at once: the same double arithmetic as
+// BlockFormat::choose_header. False when a lane needs the general path.
+struct FastZeroPoint {
+  bool usable = false;
+  int drop = 0;
+  double qmax = 0, min_normal = 0, max_value = 0;
+
+  template <class Fmt>
+  explicit FastZeroPoint(const Fmt& fmt) {
+    if (fmt.scale.kind != ScaleKind::Float || !fmt.scale.zero_point || fmt.scale.tensor_scale) return;
+    const MinifloatSpec& f = fmt.scale.format;
+    usable = f.man_bits >= 1 && f.man_bits <= 23;
+    drop = 52 - f.man_bits;
+    qmax = fmt.element.max_value();
+    min_normal = f.min_normal();
+    max_value = f.max_value();
+  }
+
+  template <class V>
+  bool headers(typename V::F lo, typename V::F hi, typename V::I& s_bits, typename V::I& zp) const {
+    using D = typename V::D;
+    const D z = V::set_d(0.0), q = V::set_d(qmax);
+    const D lo0 = V::min_d(V::from_f_lo(lo), z), lo1 = V::min_d(V::from_f_hi(lo), z);
+    const D hi0 = V::max_d(V::from_f_lo(hi), z), hi1 = V::max_d(V::from_f_hi(hi), z);
+    const D w0 = V::div_d(V::sub_d(hi0, lo0), q), w1 = V::div_d(V::sub_d(hi1, lo1), q);
+    const D mn = V::set_d(min_normal);
+    if (V::any_below_d(w0, mn) || V::any_below_d(w1, mn)) return false;
+    const D mx = V::set_d(max_value);
+    const D s0 = V::min_d(V::round_bits_d(w0, drop), mx), s1 = V::min_d(V::round_bits_d(w1, drop), mx);
+    s_bits = V::from_d(s0, s1);  // exact: the scales are floats
+    const D k0 = V::round_even_d(V::div_d(V::sub_d(z, lo0), s0)), k1 = V::round_even_d(V::div_d(V::sub_d(z, lo1), s1));
+    zp = V::to_int_d(V::min_d(V::max_d(k0, z), q), V::min_d(V::max_d(k1, z), q));
+    return true;
+  }
+};
+
 // Scaled blocks [begin, end) one at a time (any block size, any scale).
 template <class V, Rounding mode, class Fmt>
 void scaled_blocks(const Fmt& fmt, const LaneRounding<V>& p, const FastPow2Rule& fast, const float* x, float* y,
@@ -429,6 +482,48 @@ bool fake_quant_line_mode(const Fmt& fmt, const ElementRounding& er, const float
           const F yv = pow2 ? V::mul(xv, inv) : V::div(xv, sv);
           const I r = round_lanes<V, mode, true>(V::bits(yv), p, rnd, bad);
           V::store(y + i, V::mul(V::flt(r), sv), V::N);
+        }
+      }
+    }
+  }
+  // The same for zero-point formats: the N minima and maxima, then N scales and zero points.
+  const FastZeroPoint fast_zp(fmt);
+  if (fast_zp.usable && block % V::N == 0 && vpb <= 4) {
+    const I qmax = V::set(static_cast<std::int32_t>(fmt.element.max_value()));
+    for (; b0 + V::N * block <= end; b0 += V::N * block) {
+      I kmax[V::N], kmin[V::N], m[V::N];
+      for (int j = 0; j < V::N; ++j) {
+        const float* xb = x + b0 + j * block;
+        F v = V::load(xb, V::N);
+        F lo = v, hi = v;
+        I a = V::and_(V::bits(v), V::set(0x7FFFFFFF));
+        for (int k = 1; k < vpb; ++k) {
+          v = V::load(xb + k * V::N, V::N);
+          lo = V::min_f(lo, v);
+          hi = V::max_f(hi, v);
+          a = V::max_u(a, V::and_(V::bits(v), V::set(0x7FFFFFFF)));
+        }
+        kmax[j] = order_key<V>(hi);
+        kmin[j] = V::xor_(order_key<V>(lo), V::set(-1));
+        m[j] = a;
+      }
+      I s_bits, zp;
+      if (V::any(V::gt_u(V::transpose_max_u(m), V::set(0x7F7FFFFF))) ||
+          !fast_zp.template headers<V>(from_order_key<V>(V::xor_(V::transpose_max_u(kmin), V::set(-1))),
+                                       from_order_key<V>(V::transpose_max_u(kmax)), s_bits, zp)) {
+        scaled_blocks<V, mode>(fmt, p, fast, x, y, b0, b0 + V::N * block, block, index0, seed, tp, bad);
+        continue;  // non-finite values or a tiny range: the general path for this group
+      }
+      for (int j = 0; j < V::N; ++j) {
+        const F sv = V::flt(V::broadcast_lane(s_bits, j));
+        const I zj = V::broadcast_lane(zp, j);
+        const std::int64_t o = b0 + j * block;
+        for (int k = 0; k < vpb; ++k) {
+          const std::int64_t i = o + k * V::N;
+          const I rnd = stochastic ? random_lanes<V>(seed, index0 + static_cast<std::uint64_t>(i)) : zero;
+          const I r = round_lanes<V, mode, true>(V::bits(V::div(V::load(x + i, V::N), sv)), p, rnd, bad);
+          const I kc = V::min_i(V::max_i(V::add(V::f2i(V::flt(r)), zj), zero), qmax);
+          V::store(y + i, V::mul(V::i2f(V::sub(kc, zj)), sv), V::N);
         }
       }
     }

@@ -98,6 +98,14 @@ struct Avx2 {
     const __m256i sum = _mm256_add_epi64(_mm256_add_epi64(b, _mm256_set1_epi64x((1ll << (drop - 1)) - 1)), odd);
     return _mm256_castsi256_pd(_mm256_andnot_si256(_mm256_set1_epi64x((1ll << drop) - 1), sum));
   }
+  static D max_d(D a, D b) { return _mm256_max_pd(a, b); }
+  static D sub_d(D a, D b) { return _mm256_sub_pd(a, b); }
+  static D round_even_d(D a) { return _mm256_round_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static I to_int_d(D lo, D hi) {  // exact for integral values
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm256_cvttpd_epi32(lo)), _mm256_cvttpd_epi32(hi), 1);
+  }
+  static D from_f_lo(F a) { return _mm256_cvtps_pd(_mm256_castps256_ps128(a)); }
+  static D from_f_hi(F a) { return _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)); }
   static bool any_below_d(D a, D lim) { return _mm256_movemask_pd(_mm256_cmp_pd(a, lim, _CMP_NGE_UQ)) != 0; }
   static I from_d(D lo, D hi) {  // exact when the values are floats
     return _mm256_castps_si256(_mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(lo)), _mm256_cvtpd_ps(hi), 1));

@@ -86,6 +86,14 @@ struct Avx512 {
     const __m512i sum = _mm512_add_epi64(_mm512_add_epi64(b, _mm512_set1_epi64((1ll << (drop - 1)) - 1)), odd);
     return _mm512_castsi512_pd(_mm512_andnot_si512(_mm512_set1_epi64((1ll << drop) - 1), sum));
   }
+  static D max_d(D a, D b) { return _mm512_max_pd(a, b); }
+  static D sub_d(D a, D b) { return _mm512_sub_pd(a, b); }
+  static D round_even_d(D a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static I to_int_d(D lo, D hi) {  // exact for integral values
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvttpd_epi32(lo)), _mm512_cvttpd_epi32(hi), 1);
+  }
+  static D from_f_lo(F a) { return _mm512_cvtps_pd(_mm512_castps512_ps256(a)); }
+  static D from_f_hi(F a) { return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1))); }
   static bool any_below_d(D a, D lim) { return _mm512_cmp_pd_mask(a, lim, _CMP_NGE_UQ) != 0; }
   static I from_d(D lo, D hi) {  // exact when the values are floats
     return _mm512_castps_si512(
