@@ -48,8 +48,11 @@ void bench_quantize(benchmark::State& st, std::string format, lowbit::SimdPath p
   lowbit::QuantOptions opt;
   opt.threads = threads;
   lowbit::force_simd_path(path);
+  // One output tensor for every iteration, as an engine keeps one per activation tensor
+  // (quantize() would allocate and page in a fresh code array each time).
+  lowbit::QuantizedTensor qt;
   for (auto _ : st) {
-    lowbit::QuantizedTensor qt = q.quantize(lowbit::MatrixRef<const float>::row_major(x.data(), size.rows, size.cols), opt);
+    q.quantize_into(lowbit::MatrixRef<const float>::row_major(x.data(), size.rows, size.cols), qt, opt);
     benchmark::DoNotOptimize(qt.codes.data());
     benchmark::ClobberMemory();
   }

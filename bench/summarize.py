@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Turns the JSON of lowbit-bench-fake-quant into the Markdown table of bench/README.md.
+"""Turns the JSON of lowbit's benchmarks into the Markdown tables of bench/README.md.
 
     build/release/bench/lowbit-bench-fake-quant --benchmark_format=json > fq.json
-    python3 bench/summarize.py fq.json
+    python3 bench/summarize.py fq.json [--size 64MiB] [--threads 1]
 
 Every ratio is taken within the one run: GB/s of float32 input, that as a share of the
 memcpy of the same bytes with the same threads, and the SIMD path against the scalar one.
@@ -11,7 +11,7 @@ import json
 import sys
 
 
-def main(path):
+def main(path, size_filter=None, threads_filter=None):
     with open(path) as f:
         runs = json.load(f)["benchmarks"]
     gbs = {}
@@ -23,20 +23,24 @@ def main(path):
     rows = []
     for name, v in gbs.items():
         parts = name.split("/")
-        if parts[0] != "fake_quant":
+        if parts[0] == "memcpy" or len(parts) != 5:
             continue
-        _, fmt, simd, size, threads = parts
+        op, fmt, simd, size, threads = parts
+        if size_filter and size != size_filter:
+            continue
+        if threads_filter and threads != f"threads:{threads_filter}":
+            continue
         memcpy = gbs.get(f"memcpy/{size}/{threads}")
-        scalar = gbs.get(f"fake_quant/{fmt}/scalar/{size}/{threads}")
-        rows.append((fmt, size, threads, simd, v, memcpy, scalar))
+        scalar = gbs.get(f"{op}/{fmt}/scalar/{size}/{threads}")
+        rows.append((op, fmt, size, threads, simd, v, memcpy, scalar))
     order = {"scalar": 0, "avx2": 1, "avx512": 2}
-    rows.sort(key=lambda r: (r[1] != "64MiB", r[2], r[0], order.get(r[3], 9)))
-    print("| format | size | threads | path | GB/s | % of memcpy | x scalar |")
-    print("|---|---|---|---|---:|---:|---:|")
-    for fmt, size, threads, simd, v, memcpy, scalar in rows:
+    rows.sort(key=lambda r: (r[0], r[2] != "64MiB", r[3], r[1], order.get(r[4], 9)))
+    print("| operation | format | size | threads | path | GB/s | % of memcpy | x scalar |")
+    print("|---|---|---|---|---|---:|---:|---:|")
+    for op, fmt, size, threads, simd, v, memcpy, scalar in rows:
         pct = f"{100 * v / memcpy:.0f}%" if memcpy else "-"
         spd = f"{v / scalar:.1f}x" if scalar and simd != "scalar" else "-"
-        print(f"| {fmt} | {size} | {threads.replace('threads:', '')} | {simd} | {v:.2f} | {pct} | {spd} |")
+        print(f"| {op} | {fmt} | {size} | {threads.replace('threads:', '')} | {simd} | {v:.2f} | {pct} | {spd} |")
     for size in ("64MiB", "256KiB"):
         for t in ("threads:1", "threads:2"):
             m = gbs.get(f"memcpy/{size}/{t}")
@@ -46,4 +50,13 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    args = sys.argv[1:]
+    opts = {"--size": None, "--threads": None}
+    files = []
+    while args:
+        a = args.pop(0)
+        if a in opts:
+            opts[a] = args.pop(0)
+        else:
+            files.append(a)
+    main(files[0], opts["--size"], opts["--threads"])

@@ -176,6 +176,21 @@ TEST(SimdCodes, NanAndInfBlocks) {
     if (!finite_only(Quantizer(name))) expect_paths_match(name, x, 16, 96, "NaN/Inf blocks");
 }
 
+// Rows long enough for the grouped header path (16 blocks at a time on AVX-512), with groups
+// that hold a zero, subnormal, NaN or Inf block and groups that do not.
+TEST(SimdCodes, LongRowsWithExceptionalBlocks) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  const std::int64_t rows = 6, cols = 4096 + 48;
+  std::vector<float> x = random_values(static_cast<std::size_t>(rows * cols), 21, false);
+  for (std::int64_t c = 700; c < 764; ++c) x[static_cast<std::size_t>(cols + c)] = 0.0f;
+  for (std::int64_t c = 1500; c < 1600; ++c) x[static_cast<std::size_t>(2 * cols + c)] = lowbit::bits_float(static_cast<std::uint32_t>(c));
+  x[static_cast<std::size_t>(3 * cols + 2222)] = std::numeric_limits<float>::quiet_NaN();
+  x[static_cast<std::size_t>(4 * cols + 3333)] = -std::numeric_limits<float>::infinity();
+  for (std::int64_t c = 0; c < cols; ++c) x[static_cast<std::size_t>(5 * cols + c)] = std::ldexp(1.0f, static_cast<int>(c % 200) - 100);
+  for (const std::string& name : simd_formats())
+    if (!finite_only(Quantizer(name))) expect_paths_match(name, x, rows, cols, "long rows");
+}
+
 TEST(SimdCodes, ZeroBlocksAndTinyValues) {
   if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
   std::vector<float> x(8 * 64, 0.0f);

@@ -112,7 +112,55 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
   const bool pow2 = fmt.scale.kind == ScaleKind::E8M0;
   const bool asym = fmt.scale.zero_point;
   const std::uint32_t zero_code = asym ? 0u : fmt.element.encode(0.0);
-  for (std::int64_t b0 = begin; b0 < end; b0 += block, ++headers) {
+  // Groups of N whole blocks of 1..4 vectors with a power-of-two or symmetric float scale:
+  // the N maxima from one transposed reduction and the N scales from one computation (as in
+  // fake_quant_line_mode); the scale codes are written per block.
+  const FastFloatScale fast_float(fmt);
+  const int vpb = static_cast<int>(block / V::N);
+  std::int64_t b0 = begin;
+  // (not with a tensor scale: the header stores the block scale before it is multiplied in)
+  if ((fast.usable || fast_float.usable) && !asym && !fmt.scale.tensor_scale && block % V::N == 0 && vpb <= 4) {
+    const I abs_mask = V::set(0x7FFFFFFF);
+    for (; b0 + V::N * block <= end; b0 += V::N * block) {
+      I m[V::N];
+      for (int j = 0; j < V::N; ++j) {
+        const float* xb = x + b0 + j * block;
+        I acc = V::and_(V::bits(V::load(xb, V::N)), abs_mask);
+        for (int v = 1; v < vpb; ++v) acc = V::max_u(acc, V::and_(V::bits(V::load(xb + v * V::N, V::N)), abs_mask));
+        m[j] = acc;
+      }
+      const I amax = V::transpose_max_u(m);
+      if (V::any(V::m_or(V::gt_u(V::set(0x00800000), amax), V::gt_u(amax, V::set(0x7F7FFFFF))))) break;
+      I s_bits, inv_bits = zero, se = zero;
+      if (fast.usable) {
+        se = fast.template exponents<V>(amax);
+        s_bits = pow2_float_bits_lanes<V>(se);
+        inv_bits = pow2_float_bits_lanes<V>(V::sub(zero, se));
+      } else if (!fast_float.template scales<V>(amax, tp, s_bits)) {
+        break;  // a scale below the format's normals: the general path from here
+      }
+      alignas(64) std::uint32_t scale_lanes[V::N], exp_lanes[V::N];
+      V::store_u32(scale_lanes, s_bits, V::N);
+      V::store_u32(exp_lanes, se, V::N);
+      for (int j = 0; j < V::N; ++j, ++headers) {
+        BlockHeader h;
+        if (fast.usable) {
+          h.scale = E8M0::from_exponent(static_cast<std::int32_t>(exp_lanes[j]));
+        } else {
+          h.scale = fmt.scale.format.code_of_grid_value(static_cast<double>(bits_float(scale_lanes[j])));
+        }
+        *headers = h;
+        const F sv = V::flt(V::broadcast_lane(s_bits, j)), inv = V::flt(V::broadcast_lane(inv_bits, j));
+        const std::int64_t o = b0 + j * block;
+        for (int v = 0; v < vpb; ++v) {
+          const std::int64_t i = o + v * V::N;
+          const F xv = V::load(x + i, V::N);
+          V::store_u32(codes + i, codes_of_values<V>(rounded(fast.usable ? V::mul(xv, inv) : V::div(xv, sv), i), ec), V::N);
+        }
+      }
+    }
+  }
+  for (; b0 < end; b0 += block, ++headers) {
     const std::int64_t b1 = std::min(end, b0 + block);
     // Pass 1: the block's range, exactly as the scalar reference sees it.
     I amax_bits = zero;

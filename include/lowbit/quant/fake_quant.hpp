@@ -232,19 +232,21 @@ bool dequantize_simd(const Fmt& fmt, const BlockGrid& grid, const QuantizedTenso
 
 }  // namespace detail
 
+// Quantises into `qt`, reusing its buffers when they are large enough (an engine that
+// quantises activations every step keeps one QuantizedTensor per tensor and pays for no
+// allocation). Every field of qt is overwritten.
 template <class F>
-QuantizedTensor quantize(const F& format, MatrixRef<const float> in, const QuantOptions& opt = {}) {
+void quantize_into(const F& format, MatrixRef<const float> in, QuantizedTensor& qt, const QuantOptions& opt = {}) {
   const auto& fmt = format_of(format);
   in.validate("quantize");
   const BlockGrid grid = detail::make_grid(fmt, opt.blocking, in.rows, in.cols);
-  QuantizedTensor qt;
   qt.rows = in.rows;
   qt.cols = in.cols;
   qt.blocking = grid.blocking();
-  qt.tensor = detail::tensor_pass(fmt, in);
+  qt.tensor = detail::tensor_pass(fmt, in, opt.threads);
   qt.codes.resize(static_cast<std::size_t>(in.rows * in.cols));
   qt.headers.resize(static_cast<std::size_t>(grid.count()));
-  if (detail::quantize_simd(fmt, grid, in, qt, opt)) return qt;
+  if (detail::quantize_simd(fmt, grid, in, qt, opt)) return;
   detail::for_each_block(grid, in, opt.threads, [&](std::int64_t g, const float* x, const std::uint64_t* idx,
                                                     std::size_t n, const std::int64_t* rc, detail::BlockScratch& sc) {
     qt.headers[static_cast<std::size_t>(g)] =
@@ -252,6 +254,12 @@ QuantizedTensor quantize(const F& format, MatrixRef<const float> in, const Quant
     // blocks never share a value, so chunks write disjoint codes
     for (std::size_t i = 0; i < n; ++i) qt.codes[static_cast<std::size_t>(rc[2 * i] * in.cols + rc[2 * i + 1])] = sc.codes[i];
   });
+}
+
+template <class F>
+QuantizedTensor quantize(const F& format, MatrixRef<const float> in, const QuantOptions& opt = {}) {
+  QuantizedTensor qt;
+  quantize_into(format, in, qt, opt);
   return qt;
 }
 

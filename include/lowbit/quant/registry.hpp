@@ -379,6 +379,14 @@ class Quantizer {
         },
         format_);
   }
+  void quantize_into(MatrixRef<const float> in, QuantizedTensor& qt, const QuantOptions& opt = {}) const {
+    std::visit(
+        [&](const auto& f) {
+          if constexpr (is_block_format<std::decay_t<decltype(f)>>) lowbit::quantize_into(f, in, qt, opt);
+          else detail::fail("quantize", "format '", info_.name, "' is fake-quant only (it has no codes)");
+        },
+        format_);
+  }
   void dequantize(const QuantizedTensor& qt, MatrixRef<float> out) const {
     std::visit(
         [&](const auto& f) {
