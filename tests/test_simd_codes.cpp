@@ -33,7 +33,7 @@ const std::vector<std::string>& simd_formats() {
       "uint4_b64_bf16", "nvfp4", "fp8_e4m3_b32_bf16", "fp8_e5m2_b16_fp32", "bm_e4m3_b16", "bm_e2m3_b16",
       "fp32", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1",
       "minifloat_e4m3_fn", "minifloat_e5m2", "minifloat_e3m4_bias5", "minifloat_e4m3_nosub",
-      "minifloat_e6m9_sat", "minifloat_e8m7_nosub", "minifloat_e2m5_fin", "minifloat_e5m10_bias12",
+      "minifloat_e6m9_sat", "minifloat_e8m7_nosub", "minifloat_e2m5_fin", "minifloat_e5m10_bias12", "minifloat_e4m0", "minifloat_e5m0_fin",
       "fixed8_f7", "fixed8_f4", "fixed16_f10", "fixed4_f-2", "int8", "int4"};
   return f;
 }

@@ -31,6 +31,7 @@ const std::vector<std::string>& simd_formats() {
       "fp32", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1",
       "minifloat_e4m3_fn", "minifloat_e5m2", "minifloat_e3m4_bias5", "minifloat_e4m3_nosub",
       "minifloat_e6m9_sat", "minifloat_e8m7_nosub", "minifloat_e2m5_fin", "minifloat_e5m10_bias12",
+      "minifloat_e4m0", "minifloat_e5m0_fin", "mxfp4_b64", "bfp5_b64", "int8_b64_fp32",
       "fixed8_f7", "fixed8_f4", "fixed16_f10", "fixed4_f-2", "int8", "int4"};
   return f;
 }
@@ -192,6 +193,32 @@ TEST(SimdFakeQuant, EveryCodeAndMidpoint) {
         continue;  // no such scaled variant (e.g. mxfp16)
       }
       expect_paths_match(scaled, x, rows, cols, "codes and midpoints in blocks");
+    }
+  }
+}
+
+// Every code of the integer and fixed-point elements and every midpoint between neighbours
+// (and one float on either side), per element and inside blocks.
+TEST(SimdFakeQuant, EveryIntegerCodeAndMidpoint) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  const std::pair<const char*, lowbit::FixedPointSpec> elements[] = {
+      {"int8", {8, 0, lowbit::IntRange::TwosComplement}},   {"int4", {4, 0, lowbit::IntRange::TwosComplement}},
+      {"fixed8_f4", {8, 4, lowbit::IntRange::TwosComplement}}, {"fixed16_f10", {16, 10, lowbit::IntRange::TwosComplement}},
+      {"fixed8_f7", {8, 7, lowbit::IntRange::TwosComplement}}};
+  for (const auto& [name, spec] : elements) {
+    std::vector<float> x;
+    const double step = spec.step();
+    for (std::int64_t k = spec.min_int() - 2; k <= spec.max_int() + 2; ++k) {
+      const float v = static_cast<float>(static_cast<double>(k) * step);
+      const float mid = static_cast<float>((static_cast<double>(k) + 0.5) * step);
+      for (float m : {v, mid, std::nextafter(mid, -1e38f), std::nextafter(mid, 1e38f)}) x.push_back(m);
+    }
+    while (x.size() % 64) x.push_back(0.0f);
+    const std::int64_t cols = 64, rows = static_cast<std::int64_t>(x.size()) / cols;
+    expect_paths_match(name, x, rows, cols, "every integer code and midpoint");
+    if (spec.bits <= 8) {
+      const std::string blocks = "bfp" + std::to_string(spec.bits) + "_b16";
+      expect_paths_match(blocks, x, rows, cols, "integer codes and midpoints in blocks");
     }
   }
 }

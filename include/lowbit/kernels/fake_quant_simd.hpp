@@ -56,9 +56,6 @@ ElementRounding simd_rounding(const Fmt& fmt) {
       wide.add_clamp_bits = float_bits(16777216.0f);
       return wide;
     }
-    if constexpr (std::is_same_v<E, MinifloatSpec>) {
-      if (fmt.element.man_bits == 0) return {};  // ties between binades: scalar only
-    }
     return element_rounding(fmt.element);
   } else {
     return {};
