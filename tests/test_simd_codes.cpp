@@ -15,8 +15,15 @@
 #include "lowbit/io/npy.hpp"
 #include "lowbit/lowbit.hpp"
 #include "shared_data.hpp"
+#include "simd_test_support.hpp"
 
 namespace {
+
+using lowbit_test::finite_only;
+using lowbit_test::PathGuard;
+using lowbit_test::random_values;
+using lowbit_test::simd_formats;
+using lowbit_test::simd_paths;
 
 using lowbit::MatrixRef;
 using lowbit::Quantizer;
@@ -24,36 +31,9 @@ using lowbit::QuantizedTensor;
 using lowbit::Rounding;
 using lowbit::SimdPath;
 
-const std::vector<std::string>& simd_formats() {
-  static const std::vector<std::string> f{
-      "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "mxint8", "mxint4", "mxint2",
-      "mxfp4_rceil", "mxfp8_e4m3_ceil", "mxfp6_e2m3_even", "mxfp4_b16", "bfp8_b8", "bfp8_b16", "bfp6_b16",
-      "bfp6_b32", "bfp4_b64", "bfp3_b16", "bfp16_b16", "int8_b32_fp16", "int8_b32_fp32", "int4_b32_fp16",
-      "int4_b128_bf16", "int4_b32_e8m0", "int8_b32_e4m3", "int8_pc_fp32", "uint8_b32_fp16", "uint4_b32_fp16",
-      "uint4_b64_bf16", "nvfp4", "fp8_e4m3_b32_bf16", "fp8_e5m2_b16_fp32", "bm_e4m3_b16", "bm_e2m3_b16",
-      "fp32", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1",
-      "minifloat_e4m3_fn", "minifloat_e5m2", "minifloat_e3m4_bias5", "minifloat_e4m3_nosub",
-      "minifloat_e6m9_sat", "minifloat_e8m7_nosub", "minifloat_e2m5_fin", "minifloat_e5m10_bias12", "minifloat_e4m0", "minifloat_e5m0_fin",
-      "fixed8_f7", "fixed8_f4", "fixed16_f10", "fixed4_f-2", "int8", "int4"};
-  return f;
-}
 
-std::vector<SimdPath> simd_paths() {
-  std::vector<SimdPath> p;
-  for (SimdPath s : {SimdPath::AVX2, SimdPath::AVX512})
-    if (lowbit::cpu_supports(s)) p.push_back(s);
-  return p;
-}
 
-struct PathGuard {
-  ~PathGuard() { lowbit::clear_forced_simd_path(); }
-};
 
-bool finite_only(const Quantizer& q) {
-  if (q.info().block_size != 0) return false;  // scaled: a NaN block has a NaN scale
-  if (const auto* m = std::get_if<lowbit::MinifloatFormat>(&q.format())) return !m->element.has_nan();
-  return true;
-}
 
 QuantizedTensor quantize_on(const Quantizer& q, SimdPath path, const std::vector<float>& x, std::int64_t rows,
                             std::int64_t cols, const lowbit::QuantOptions& opt) {
@@ -138,22 +118,6 @@ void expect_paths_match(const std::string& name, const std::vector<float>& x, st
   }
 }
 
-std::vector<float> random_values(std::size_t n, unsigned seed, bool with_specials) {
-  std::mt19937 rng(seed);
-  std::student_t_distribution<float> t(2.5f);
-  std::uniform_int_distribution<int> ex(-30, 30);
-  std::vector<float> v(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    switch (rng() % 8) {
-      case 0: v[i] = lowbit::bits_float(static_cast<std::uint32_t>(rng())); break;  // any bit pattern
-      case 1: v[i] = std::ldexp(static_cast<float>(static_cast<int>(rng() % 64) - 32), ex(rng)); break;  // ties
-      case 2: v[i] = lowbit::bits_float(static_cast<std::uint32_t>(rng()) & 0x807FFFFFu); break;  // subnormals
-      default: v[i] = t(rng) * std::ldexp(1.0f, ex(rng));
-    }
-    if (!with_specials && !std::isfinite(v[i])) v[i] = 1.5f;
-  }
-  return v;
-}
 
 TEST(SimdCodes, RandomValuesAndBitPatterns) {
   if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
@@ -181,12 +145,7 @@ TEST(SimdCodes, NanAndInfBlocks) {
 TEST(SimdCodes, LongRowsWithExceptionalBlocks) {
   if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
   const std::int64_t rows = 6, cols = 4096 + 48;
-  std::vector<float> x = random_values(static_cast<std::size_t>(rows * cols), 21, false);
-  for (std::int64_t c = 700; c < 764; ++c) x[static_cast<std::size_t>(cols + c)] = 0.0f;
-  for (std::int64_t c = 1500; c < 1600; ++c) x[static_cast<std::size_t>(2 * cols + c)] = lowbit::bits_float(static_cast<std::uint32_t>(c));
-  x[static_cast<std::size_t>(3 * cols + 2222)] = std::numeric_limits<float>::quiet_NaN();
-  x[static_cast<std::size_t>(4 * cols + 3333)] = -std::numeric_limits<float>::infinity();
-  for (std::int64_t c = 0; c < cols; ++c) x[static_cast<std::size_t>(5 * cols + c)] = std::ldexp(1.0f, static_cast<int>(c % 200) - 100);
+  const std::vector<float> x = lowbit_test::long_rows_with_exceptional_blocks(rows, cols);
   for (const std::string& name : simd_formats())
     if (!finite_only(Quantizer(name))) expect_paths_match(name, x, rows, cols, "long rows");
 }
