@@ -2,7 +2,7 @@
 # Installs the Debian packages lowbit builds with, when any is missing.
 set -euo pipefail
 pkgs=(cmake make g++ clang-14 libclang-rt-14-dev libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev
-      libcli11-dev nlohmann-json3-dev)
+      libcli11-dev nlohmann-json3-dev qemu-user)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,9 +27,9 @@ struct ToolRun {
   std::string output;  // stdout and stderr together
 };
 
-ToolRun run_tool(const std::string& args) {
+ToolRun run_tool(const std::string& args, const std::string& env = "") {
   const fs::path log = fs::temp_directory_path() / ("lowbit_tool_" + std::to_string(::getpid()) + ".log");
-  const std::string cmd = std::string(LOWBIT_TOOL_PATH) + " " + args + " > " + log.string() + " 2>&1";
+  const std::string cmd = env + " " + std::string(LOWBIT_TOOL_PATH) + " " + args + " > " + log.string() + " 2>&1";
   const int rc = std::system(cmd.c_str());
   std::ifstream f(log);
   std::stringstream ss;
@@ -84,6 +84,19 @@ TEST(Tool, QuantMatchesTheLibrary) {
   lowbit::QuantOptions col;
   col.blocking = lowbit::Blocking::along(0, 8);
   check_quant("nvfp4", "--axis 0 --block 8", col, 20, 3);
+}
+
+TEST(Tool, InfoNamesTheSimdPath) {
+  const ToolRun r = run_tool("info");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("simd path: " + std::string(lowbit::to_string(lowbit::active_simd_path()))), std::string::npos)
+      << r.output;
+  const ToolRun forced = run_tool("info", "LOWBIT_SIMD=scalar");
+  EXPECT_EQ(forced.status, 0);
+  EXPECT_NE(forced.output.find("simd path: scalar"), std::string::npos) << forced.output;
+  const ToolRun bad = run_tool("info", "LOWBIT_SIMD=sse9");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("sse9"), std::string::npos) << bad.output;
 }
 
 TEST(Tool, BadInputFailsClearly) {

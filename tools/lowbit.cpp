@@ -1,5 +1,6 @@
 // The `lowbit` command-line tool.
 //   lowbit formats [--csv]                      every standard format with its bits and range
+//   lowbit info                                 the SIMD path and thread count in use
 //   lowbit quant --format NAME [--round MODE] [--seed S] [--axis 0|1] [--block B] IN.npy OUT.npy
 //                                               fake-quantise a 2-D float .npy (float32 out)
 #include <CLI/CLI.hpp>
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
   bool csv = false;
   CLI::App* formats = app.add_subcommand("formats", "List the standard formats: bits per element, range");
   formats->add_flag("--csv", csv, "CSV instead of a table");
+  CLI::App* info = app.add_subcommand("info", "Show the SIMD path and thread count lowbit uses here");
 
   QuantArgs qa;
   CLI::App* qc = app.add_subcommand("quant", "Fake-quantise a 2-D float .npy (quantise, then dequantise)");
@@ -84,6 +86,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (formats->parsed()) return list_formats(csv);
+    if (info->parsed()) {
+      std::printf("simd path: %s (best on this CPU: %s; set LOWBIT_SIMD=scalar|avx2|avx512 to force)\nthreads: %d\n",
+                  std::string(lowbit::to_string(lowbit::active_simd_path())).c_str(),
+                  std::string(lowbit::to_string(lowbit::best_simd_path())).c_str(), lowbit::num_threads());
+      return 0;
+    }
     if (qc->parsed()) return quant(qa);
   } catch (const lowbit::Error& e) {
     std::fprintf(stderr, "%s\n", e.what());
