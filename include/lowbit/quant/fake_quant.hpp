@@ -6,6 +6,11 @@
 // standard aliases, e.g. lowbit::MXFP4). Stochastic rounding draws the bits of element
 // (r, c) from (seed, r * cols + c), so results never depend on memory layout or order.
 // fake_quant may run in place (in and out the same view).
+//
+// Contiguous rows with blocks along them run the SIMD kernels (kernels/), everything else the
+// scalar BlockFormat code, which stays the reference the kernels are tested against bit for
+// bit. Work is cut into chunks of whole blocks by shape alone and spread over threads
+// (core/parallel.hpp), so no result depends on the thread count.
 #pragma once
 
 #include <algorithm>
