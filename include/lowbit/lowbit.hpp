@@ -3,8 +3,12 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_ref.hpp"
+#include "lowbit/core/parallel.hpp"
 #include "lowbit/core/rounding.hpp"
 #include "lowbit/formats/standard.hpp"
+#include "lowbit/kernels/dispatch.hpp"
+#include "lowbit/pack/any_packed_matrix.hpp"
+#include "lowbit/pack/packed_matrix.hpp"
 #include "lowbit/quant/eigen.hpp"
 #include "lowbit/quant/fake_quant.hpp"
 #include "lowbit/quant/metrics.hpp"
