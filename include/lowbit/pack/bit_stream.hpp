@@ -87,6 +87,73 @@ class BitReader {
   std::uint64_t bit_;
 };
 
+// Fast sequential writing for packing whole rows: fields go into a 64-bit accumulator that is
+// stored 32 bits at a time. The bytes after the starting bit must be zero (a freshly cleared
+// row), the bits before it in its byte are kept; finish() stores the last partial bytes and
+// nothing past the last field is touched.
+class FieldAppender {
+ public:
+  FieldAppender(std::uint8_t* data, std::uint64_t start_bit)
+      : p_(data + start_bit / 8), nbits_(static_cast<int>(start_bit % 8)) {
+    acc_ = nbits_ ? (p_[0] & ((1u << nbits_) - 1u)) : 0u;
+  }
+  void put(std::uint32_t v, int width) noexcept {  // v must fit in width (1..32) bits
+    acc_ |= static_cast<std::uint64_t>(v) << nbits_;
+    nbits_ += width;
+    if (nbits_ >= 32) {
+      store_bytes(4);
+      acc_ >>= 32;
+      nbits_ -= 32;
+    }
+  }
+  void finish() noexcept { store_bytes((nbits_ + 7) / 8); }
+
+ private:
+  void store_bytes(int n) noexcept {
+    for (int i = 0; i < n; ++i) p_[i] = static_cast<std::uint8_t>(acc_ >> (8 * i));
+    p_ += n;
+  }
+  std::uint8_t* p_;
+  std::uint64_t acc_;
+  int nbits_;
+};
+
+// Fast sequential reading of the fields of one row; never reads past `end`.
+class FieldExtractor {
+ public:
+  FieldExtractor(const std::uint8_t* data, std::uint64_t start_bit, const std::uint8_t* end)
+      : p_(data + start_bit / 8), end_(end), skip_(static_cast<int>(start_bit % 8)) {}
+  std::uint32_t get(int width) noexcept {  // width 1..32
+    while (nbits_ < width + skip_) refill();
+    const std::uint32_t v = static_cast<std::uint32_t>(acc_ >> skip_) & field_mask(width);
+    acc_ >>= (skip_ + width);
+    nbits_ -= skip_ + width;
+    skip_ = 0;
+    return v;
+  }
+
+ private:
+  void refill() noexcept {
+    if (end_ - p_ >= 4 && nbits_ <= 32) {
+      std::uint64_t w = 0;
+      for (int i = 0; i < 4; ++i) w |= static_cast<std::uint64_t>(p_[i]) << (8 * i);
+      acc_ |= w << nbits_;
+      p_ += 4;
+      nbits_ += 32;
+    } else if (p_ < end_) {
+      acc_ |= static_cast<std::uint64_t>(*p_++) << nbits_;
+      nbits_ += 8;
+    } else {
+      nbits_ += 64;  // past the end: zeros (callers never ask for bits beyond their data)
+    }
+  }
+  const std::uint8_t* p_;
+  const std::uint8_t* end_;
+  std::uint64_t acc_ = 0;
+  int nbits_ = 0;
+  int skip_;
+};
+
 // Packs values into out (at least packed_bytes(values.size(), width) bytes); values must fit
 // in `width` bits (a value that does not is an Error, never silently truncated).
 inline void pack_fields(std::span<const std::uint32_t> values, int width, std::span<std::uint8_t> out) {

@@ -48,6 +48,8 @@
 #include "lowbit/core/parallel.hpp"
 #include "lowbit/formats/block_format.hpp"
 #include "lowbit/formats/standard.hpp"
+#include "lowbit/kernels/dispatch.hpp"
+#include "lowbit/kernels/fake_quant_simd.hpp"
 #include "lowbit/pack/bit_stream.hpp"
 #include "lowbit/quant/blocking.hpp"
 #include "lowbit/quant/fake_quant.hpp"
@@ -222,34 +224,41 @@ class PackedMatrix {
                     " codes for a ", qt.rows, " x ", qt.cols, " tensor");
     detail::require(qt.headers.size() == static_cast<std::size_t>(qt.rows * l.blocks_per_row), where, qt.headers.size(),
                     " block headers, expected ", qt.rows * l.blocks_per_row, " (", l.blocks_per_row, " per row)");
-    // Checked before packing: nothing is silently cut to its field width.
+    // Checked while packing: nothing is silently cut to its field width.
     const std::uint64_t ncodes = detail::element_code_count(fmt);
-    for (std::size_t i = 0; i < qt.codes.size(); ++i)
-      detail::require(qt.codes[i] < ncodes, where, "code ", qt.codes[i], " at ", i, " is not a valid ",
-                      l.element_bits, "-bit element code");
-    if (fmt.has_scale()) {
-      for (std::size_t i = 0; i < qt.headers.size(); ++i) {
-        detail::require((qt.headers[i].scale & ~field_mask(l.scale_bits)) == 0, where, "scale code ",
-                        qt.headers[i].scale, " of block ", i, " does not fit in ", l.scale_bits, " bits");
-        detail::require(l.zero_point_bits == 0 || (qt.headers[i].zero_point & ~field_mask(l.zero_point_bits)) == 0,
-                        where, "zero point ", qt.headers[i].zero_point, " of block ", i, " does not fit in ",
-                        l.zero_point_bits, " bits");
-      }
-    }
+    const std::uint32_t scale_mask = field_mask(l.scale_bits), zp_mask = field_mask(l.zero_point_bits);
     m.data_.assign(static_cast<std::size_t>(l.row_stride_bytes * static_cast<std::uint64_t>(l.rows)), 0);
     parallel_for(l.rows, row_chunks(l), 0, [&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t r = r0; r < r1; ++r) {
-        BitWriter bw(m.row_data(r));
+        FieldAppender out(m.row_data(r), 0);
         const std::uint32_t* codes = qt.codes.data() + r * l.cols;
-        for (std::int64_t c = 0; c < l.cols; ++c) bw.put(codes[c], l.element_bits);
-        if (!fmt.has_scale()) continue;
-        const BlockHeader* h = qt.headers.data() + r * l.blocks_per_row;
-        for (std::int64_t b = 0; b < l.blocks_per_row; ++b) bw.put(h[b].scale, l.scale_bits);
-        if (l.zero_point_bits > 0)
-          for (std::int64_t b = 0; b < l.blocks_per_row; ++b) bw.put(h[b].zero_point, l.zero_point_bits);
+        for (std::int64_t c = 0; c < l.cols; ++c) {
+          if (codes[c] >= ncodes) bad_code(qt, r * l.cols + c, l);
+          out.put(codes[c], l.element_bits);
+        }
+        if (fmt.has_scale()) {
+          const BlockHeader* h = qt.headers.data() + r * l.blocks_per_row;
+          for (std::int64_t b = 0; b < l.blocks_per_row; ++b) {
+            detail::require((h[b].scale & ~scale_mask) == 0, where, "scale code ", h[b].scale, " of block ",
+                            r * l.blocks_per_row + b, " does not fit in ", l.scale_bits, " bits");
+            out.put(h[b].scale, l.scale_bits);
+          }
+          if (l.zero_point_bits > 0)
+            for (std::int64_t b = 0; b < l.blocks_per_row; ++b) {
+              detail::require((h[b].zero_point & ~zp_mask) == 0, where, "zero point ", h[b].zero_point, " of block ",
+                              r * l.blocks_per_row + b, " does not fit in ", l.zero_point_bits, " bits");
+              out.put(h[b].zero_point, l.zero_point_bits);
+            }
+        }
+        out.finish();
       }
     });
     return m;
+  }
+
+  [[noreturn]] static void bad_code(const QuantizedTensor& qt, std::int64_t i, const PackedLayout& l) {
+    detail::fail("PackedMatrix::pack", "code ", qt.codes[static_cast<std::size_t>(i)], " at ", i, " is not a valid ",
+                 l.element_bits, "-bit element code");
   }
 
   // ---- shape and memory ------------------------------------------------------------------
@@ -290,19 +299,31 @@ class PackedMatrix {
     detail::require(out.rows == rows() && out.cols == cols(), "PackedMatrix::unpack", "output is ", out.rows, " x ",
                     out.cols, " but the packed matrix is ", rows(), " x ", cols());
     const PackedLayout& l = layout_;
+    // Rows decode through the SIMD dequantize kernels when they apply, else block by block on
+    // the scalar reference; both give the same bits.
+    const SimdPath path = active_simd_path();
+    const bool simd = path != SimdPath::Scalar && out.col_stride == 1 && kernels::simd_rounding(fmt_).eligible;
+    const ElementCodes ec = simd ? element_codes(fmt_) : ElementCodes{};
     parallel_for(l.rows, row_chunks(l), 0, [&](std::int64_t r0, std::int64_t r1) {
       // Without a scale the whole row decodes as one run.
       const std::int64_t unit = fmt_.has_scale() ? l.block : std::max<std::int64_t>(l.cols, 1);
       const std::int64_t runs = l.cols == 0 ? 0 : (l.cols + unit - 1) / unit;
-      std::vector<std::uint32_t> codes(static_cast<std::size_t>(std::min(unit, l.cols)));
-      std::vector<float> y(codes.size());
+      std::vector<std::uint32_t> codes(static_cast<std::size_t>(l.cols));
+      std::vector<BlockHeader> headers(static_cast<std::size_t>(fmt_.has_scale() ? runs : 0));
+      std::vector<float> y(static_cast<std::size_t>(std::min(unit, l.cols)));
       for (std::int64_t r = r0; r < r1; ++r) {
         const std::uint8_t* row = row_data(r);
-        BitReader br(row);
+        FieldExtractor fx(row, 0, row + l.row_payload_bytes);
+        for (std::int64_t c = 0; c < l.cols; ++c) codes[static_cast<std::size_t>(c)] = fx.get(l.element_bits);
+        for (std::int64_t b = 0; b < static_cast<std::int64_t>(headers.size()); ++b)
+          headers[static_cast<std::size_t>(b)] = read_header(row, b);
+        if (simd && kernels::dequantize_line_simd(path, fmt_, ec, codes.data(), out.data + r * out.row_stride,
+                                                  headers.data(), 0, l.cols, unit, tensor_))
+          continue;
         for (std::int64_t b = 0; b < runs; ++b) {
           const std::int64_t c0 = b * unit, n = std::min(unit, l.cols - c0);
-          for (std::int64_t i = 0; i < n; ++i) codes[static_cast<std::size_t>(i)] = br.get(l.element_bits);
-          fmt_.dequantize_block(codes.data(), static_cast<std::size_t>(n), read_header(row, b), tensor_, y.data());
+          fmt_.dequantize_block(codes.data() + c0, static_cast<std::size_t>(n),
+                                fmt_.has_scale() ? headers[static_cast<std::size_t>(b)] : BlockHeader{}, tensor_, y.data());
           for (std::int64_t i = 0; i < n; ++i) out(r, c0 + i) = y[static_cast<std::size_t>(i)];
         }
       }

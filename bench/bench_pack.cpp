@@ -1,0 +1,76 @@
+// Packing throughput: GB/s of float32 weights turned into a PackedMatrix (quantise, then
+// bit-pack at the format's real width) and unpacked back to float, for each format, each
+// SIMD path, 64 MiB and 256 KiB, 1 and 2 threads, beside memcpy of the same bytes.
+//
+//   build/release/bench/lowbit-bench-pack --benchmark_filter='^pack/mxfp4/avx512/64MiB'
+//
+// Case names: pack/<format>/<path>/<size>/threads:<n>, unpack/... and memcpy/<size>/threads:<n>.
+#include <benchmark/benchmark.h>
+#include <lowbit/lowbit.hpp>
+
+#include "bench_support.hpp"
+
+#include <string>
+#include <vector>
+
+namespace {
+
+using lowbit_bench::input;
+using lowbit_bench::set_bytes;
+using lowbit_bench::Size;
+
+void bench_pack(benchmark::State& st, std::string format, lowbit::SimdPath path, Size size, int threads) {
+  if (!lowbit::cpu_supports(path)) {
+    st.SkipWithError("CPU lacks this path");
+    return;
+  }
+  const std::int64_t n = size.rows * size.cols;
+  const auto w = lowbit::MatrixRef<const float>::row_major(input(n).data(), size.rows, size.cols);
+  lowbit::QuantOptions opt;
+  opt.threads = threads;
+  lowbit::force_simd_path(path);
+  for (auto _ : st) {
+    lowbit::AnyPackedMatrix m = lowbit::AnyPackedMatrix::pack(format, w, opt);
+    benchmark::DoNotOptimize(&m);
+    benchmark::ClobberMemory();
+  }
+  lowbit::clear_forced_simd_path();
+  set_bytes(st, n);
+}
+
+// unpack has no thread option: the default thread count is set for the run.
+void bench_unpack(benchmark::State& st, std::string format, lowbit::SimdPath path, Size size, int threads) {
+  if (!lowbit::cpu_supports(path)) {
+    st.SkipWithError("CPU lacks this path");
+    return;
+  }
+  const std::int64_t n = size.rows * size.cols;
+  const auto w = lowbit::MatrixRef<const float>::row_major(input(n).data(), size.rows, size.cols);
+  const lowbit::AnyPackedMatrix m = lowbit::AnyPackedMatrix::pack(format, w);
+  std::vector<float> y(static_cast<std::size_t>(n));
+  lowbit::set_num_threads(threads);
+  lowbit::force_simd_path(path);
+  for (auto _ : st) {
+    m.unpack(lowbit::MatrixRef<float>::row_major(y.data(), size.rows, size.cols));
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  lowbit::clear_forced_simd_path();
+  lowbit::set_num_threads(0);
+  set_bytes(st, n);
+}
+
+int register_all() {
+  lowbit_bench::register_cases([](const std::string& tail, const std::string& f, lowbit::SimdPath p, Size size,
+                                  int threads) {
+    benchmark::RegisterBenchmark(("pack/" + tail).c_str(), bench_pack, f, p, size, threads)->UseRealTime();
+    benchmark::RegisterBenchmark(("unpack/" + tail).c_str(), bench_unpack, f, p, size, threads)->UseRealTime();
+  });
+  return 0;
+}
+
+const int registered = register_all();
+
+}  // namespace
+
+BENCHMARK_MAIN();
