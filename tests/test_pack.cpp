@@ -545,3 +545,34 @@ TEST(AnyPackedMatrix, MatchesTypedPacking) {
 }
 
 }  // namespace
+
+namespace {
+
+// The row appender and extractor against the field-by-field functions: every width, start
+// bits 0..7, lengths around the 32-bit store boundary; nothing after the last field touched.
+TEST(BitStream, AppenderAndExtractorMatchFieldFunctions) {
+  std::mt19937 rng(77);
+  for (int width = 1; width <= 32; ++width) {
+    for (int start = 0; start < 8; ++start) {
+      for (int n : {0, 1, 2, 7, 31, 32, 33, 100}) {
+        std::vector<std::uint32_t> v(static_cast<std::size_t>(n));
+        const std::uint32_t mask = width == 32 ? 0xFFFFFFFFu : (1u << width) - 1u;
+        for (auto& x : v) x = static_cast<std::uint32_t>(rng()) & mask;
+        const std::size_t bytes = (static_cast<std::size_t>(start) + static_cast<std::size_t>(n) * width + 7) / 8;
+        std::vector<std::uint8_t> a(bytes + 8, 0), b(bytes + 8, 0);
+        a[0] = b[0] = static_cast<std::uint8_t>((1u << start) - 1u);  // bits before the start are kept
+        lowbit::FieldAppender app(a.data(), static_cast<std::uint64_t>(start));
+        for (std::uint32_t x : v) app.put(x, width);
+        app.finish();
+        for (int i = 0; i < n; ++i)
+          lowbit::write_field(b.data(), static_cast<std::uint64_t>(start) + static_cast<std::uint64_t>(i) * width, width,
+                              v[static_cast<std::size_t>(i)]);
+        ASSERT_EQ(a, b) << "width " << width << " start " << start << " n " << n;
+        lowbit::FieldExtractor fx(a.data(), static_cast<std::uint64_t>(start), a.data() + bytes);
+        for (int i = 0; i < n; ++i) ASSERT_EQ(fx.get(width), v[static_cast<std::size_t>(i)]) << width << " " << i;
+      }
+    }
+  }
+}
+
+}  // namespace
