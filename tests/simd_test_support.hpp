@@ -2,7 +2,9 @@
 // the paths this CPU runs, and the inputs that stress them.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 #include <limits>
 #include <random>
 #include <string>
@@ -79,6 +81,82 @@ inline std::vector<float> long_rows_with_exceptional_blocks(std::int64_t rows, s
   at(4, 3333) = -std::numeric_limits<float>::infinity();
   for (std::int64_t c = 0; c < cols; ++c) at(5, c) = std::ldexp(1.0f, static_cast<int>(c % 200) - 100);
   return x;
+}
+
+// Blocks with NaN, +-Inf, NaN payloads and +-FLT_MAX among ordinary values (16 x 96).
+inline std::vector<float> nan_and_inf_blocks() {
+  std::vector<float> x = random_values(16 * 96, 3, false);
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), lowbit::bits_float(0x7F800001u),
+                            lowbit::bits_float(0xFFC12345u), std::numeric_limits<float>::max(),
+                            -std::numeric_limits<float>::max(), lowbit::bits_float(0xFFBFFFFFu)};
+  for (std::size_t i = 0; i < x.size(); i += 41) x[i] = specials[(i / 41) % 8];
+  return x;
+}
+
+// Zero and -0 blocks, float subnormals, values around 2^-126 and every binade (8 x 64).
+inline std::vector<float> zeros_and_tiny_values() {
+  std::vector<float> x(8 * 64, 0.0f);
+  for (std::size_t i = 64; i < 128; ++i) x[i] = (i % 2) ? -0.0f : 0.0f;
+  for (std::size_t i = 128; i < 192; ++i) x[i] = lowbit::bits_float(static_cast<std::uint32_t>(i));  // subnormals
+  for (std::size_t i = 192; i < 256; ++i) x[i] = std::ldexp(1.0f, -126 - static_cast<int>(i % 24)) * ((i % 3) ? 1 : -1);
+  for (std::size_t i = 256; i < 512; ++i)
+    x[i] = std::ldexp(1.0f + static_cast<float>(i % 7) / 8, static_cast<int>(i % 250) - 125) * ((i % 5) ? 1 : -1);
+  return x;
+}
+
+// The element formats whose every code and midpoint the SIMD suites run through.
+inline const std::vector<std::pair<std::string, lowbit::MinifloatSpec>>& code_sweep_elements() {
+  static const std::vector<std::pair<std::string, lowbit::MinifloatSpec>> e{
+      {"fp8_e4m3", lowbit::FP8_E4M3::spec}, {"fp8_e5m2", lowbit::FP8_E5M2::spec},
+      {"fp6_e3m2", lowbit::FP6_E3M2::spec}, {"fp6_e2m3", lowbit::FP6_E2M3::spec},
+      {"fp4_e2m1", lowbit::FP4_E2M1::spec}, {"fp16", lowbit::FP16::spec},
+      {"bf16", lowbit::BF16::spec},         {"minifloat_e4m3_nosub", lowbit::MinifloatSpec{4, 3, 7, false}}};
+  return e;
+}
+
+// Every finite code of `spec` with both signs, every midpoint between neighbours and one
+// float on either side of it, and values past the maximum; padded to rows of 64.
+inline std::vector<float> every_code_and_midpoint(const lowbit::MinifloatSpec& spec) {
+  std::vector<double> values;
+  for (std::uint32_t c = 0; c < (1u << spec.bits()); ++c) {
+    if (spec.is_nan(c) || spec.is_inf(c) || !spec.is_canonical(c)) continue;
+    const double v = spec.decode(c);
+    if (v >= 0) values.push_back(v);
+  }
+  std::sort(values.begin(), values.end());
+  std::vector<float> x;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    x.push_back(static_cast<float>(values[i]));
+    x.push_back(static_cast<float>(-values[i]));
+    if (i + 1 < values.size()) {
+      const float mid = static_cast<float>(0.5 * (values[i] + values[i + 1]));
+      for (float m : {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e38f)}) {
+        x.push_back(m);
+        x.push_back(-m);
+      }
+    }
+  }
+  const float top = static_cast<float>(spec.max_value());
+  for (float f : {top * 1.0001f, top * 1.5f, top * 4.0f}) {
+    x.push_back(f);
+    x.push_back(-f);
+  }
+  while (x.size() % 64) x.push_back(0.0f);
+  return x;
+}
+
+// The MX and float-scaled formats built on an element name that exist ("mxfp4", "fp4_e2m1_b32_fp32").
+inline std::vector<std::string> scaled_variants(const std::string& element) {
+  std::vector<std::string> v;
+  for (const std::string& scaled : {"mx" + element, element + "_b32_fp32"}) {
+    try {
+      Quantizer probe(scaled);
+      v.push_back(scaled);
+    } catch (const lowbit::Error&) {
+    }
+  }
+  return v;
 }
 
 }  // namespace lowbit_test

@@ -130,12 +130,7 @@ TEST(SimdCodes, RandomValuesAndBitPatterns) {
 
 TEST(SimdCodes, NanAndInfBlocks) {
   if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
-  std::vector<float> x = random_values(16 * 96, 3, false);
-  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
-                            -std::numeric_limits<float>::infinity(), lowbit::bits_float(0x7F800001u),
-                            lowbit::bits_float(0xFFC12345u), std::numeric_limits<float>::max(),
-                            -std::numeric_limits<float>::max(),  lowbit::bits_float(0xFFBFFFFFu)};
-  for (std::size_t i = 0; i < x.size(); i += 41) x[i] = specials[(i / 41) % 8];
+  const std::vector<float> x = lowbit_test::nan_and_inf_blocks();
   for (const std::string& name : simd_formats())
     if (!finite_only(Quantizer(name))) expect_paths_match(name, x, 16, 96, "NaN/Inf blocks");
 }
@@ -152,12 +147,7 @@ TEST(SimdCodes, LongRowsWithExceptionalBlocks) {
 
 TEST(SimdCodes, ZeroBlocksAndTinyValues) {
   if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
-  std::vector<float> x(8 * 64, 0.0f);
-  for (std::size_t i = 64; i < 128; ++i) x[i] = (i % 2) ? -0.0f : 0.0f;
-  for (std::size_t i = 128; i < 192; ++i) x[i] = lowbit::bits_float(static_cast<std::uint32_t>(i));  // subnormals
-  for (std::size_t i = 192; i < 256; ++i) x[i] = std::ldexp(1.0f, -126 - static_cast<int>(i % 24)) * ((i % 3) ? 1 : -1);
-  for (std::size_t i = 256; i < 512; ++i)
-    x[i] = std::ldexp(1.0f + static_cast<float>(i % 7) / 8, static_cast<int>(i % 250) - 125) * ((i % 5) ? 1 : -1);
+  const std::vector<float> x = lowbit_test::zeros_and_tiny_values();
   for (const std::string& name : simd_formats()) expect_paths_match(name, x, 8, 64, "zeros and tiny values");
 }
 
@@ -165,45 +155,12 @@ TEST(SimdCodes, ZeroBlocksAndTinyValues) {
 // either side), per element and as block contents of scaled formats.
 TEST(SimdCodes, EveryCodeAndMidpoint) {
   if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
-  const std::pair<const char*, lowbit::MinifloatSpec> elements[] = {
-      {"fp8_e4m3", lowbit::FP8_E4M3::spec},        {"fp8_e5m2", lowbit::FP8_E5M2::spec},
-      {"fp6_e3m2", lowbit::FP6_E3M2::spec},        {"fp6_e2m3", lowbit::FP6_E2M3::spec},
-      {"fp4_e2m1", lowbit::FP4_E2M1::spec},        {"fp16", lowbit::FP16::spec},
-      {"bf16", lowbit::BF16::spec},                {"minifloat_e4m3_nosub", lowbit::MinifloatSpec{4, 3, 7, false}},
-  };
-  for (const auto& [name, spec] : elements) {
-    std::vector<double> values;
-    for (std::uint32_t c = 0; c < (1u << spec.bits()); ++c) {
-      if (spec.is_nan(c) || spec.is_inf(c) || !spec.is_canonical(c)) continue;
-      const double v = spec.decode(c);
-      if (v >= 0) values.push_back(v);
-    }
-    std::sort(values.begin(), values.end());
-    std::vector<float> x;
-    for (std::size_t i = 0; i < values.size(); ++i) {
-      x.push_back(static_cast<float>(values[i]));
-      x.push_back(static_cast<float>(-values[i]));
-      if (i + 1 < values.size()) {
-        const float mid = static_cast<float>(0.5 * (values[i] + values[i + 1]));
-        for (float m : {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e38f)}) {
-          x.push_back(m);
-          x.push_back(-m);
-        }
-      }
-    }
-    const float top = static_cast<float>(spec.max_value());
-    for (float f : {top * 1.0001f, top * 1.5f, top * 4.0f}) { x.push_back(f); x.push_back(-f); }
-    while (x.size() % 64) x.push_back(0.0f);
+  for (const auto& [name, spec] : lowbit_test::code_sweep_elements()) {
+    const std::vector<float> x = lowbit_test::every_code_and_midpoint(spec);
     const std::int64_t cols = 64, rows = static_cast<std::int64_t>(x.size()) / cols;
     expect_paths_match(name, x, rows, cols, "every code and midpoint");
-    for (const std::string& scaled : {std::string("mx") + name, std::string(name) + "_b32_fp32"}) {
-      try {
-        Quantizer probe(scaled);
-      } catch (const lowbit::Error&) {
-        continue;  // no such scaled variant
-      }
+    for (const std::string& scaled : lowbit_test::scaled_variants(name))
       expect_paths_match(scaled, x, rows, cols, "codes and midpoints in blocks");
-    }
   }
 }
 
