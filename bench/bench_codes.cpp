@@ -21,16 +21,13 @@ using lowbit_bench::set_bytes;
 using lowbit_bench::Size;
 
 void bench_quantize(benchmark::State& st, std::string format, lowbit::SimdPath path, Size size, int threads) {
-  if (!lowbit::cpu_supports(path)) {
-    st.SkipWithError("CPU lacks this path");
-    return;
-  }
+  if (lowbit_bench::skip_unsupported(st, path)) return;
   const lowbit::Quantizer q(format);
   const std::int64_t n = size.rows * size.cols;
   const auto& x = input(n);
   lowbit::QuantOptions opt;
   opt.threads = threads;
-  lowbit::force_simd_path(path);
+  const lowbit_bench::ForcedPath forced(path);
   // One output tensor for every iteration, as an engine keeps one per activation tensor
   // (quantize() would allocate and page in a fresh code array each time).
   lowbit::QuantizedTensor qt;
@@ -39,30 +36,23 @@ void bench_quantize(benchmark::State& st, std::string format, lowbit::SimdPath p
     benchmark::DoNotOptimize(qt.codes.data());
     benchmark::ClobberMemory();
   }
-  lowbit::clear_forced_simd_path();
   set_bytes(st, n);
 }
 
 // dequantize has no thread option: the default thread count is set for the run.
 void bench_dequantize(benchmark::State& st, std::string format, lowbit::SimdPath path, Size size, int threads) {
-  if (!lowbit::cpu_supports(path)) {
-    st.SkipWithError("CPU lacks this path");
-    return;
-  }
+  if (lowbit_bench::skip_unsupported(st, path)) return;
   const lowbit::Quantizer q(format);
   const std::int64_t n = size.rows * size.cols;
   const auto& x = input(n);
   const lowbit::QuantizedTensor qt = q.quantize(lowbit::MatrixRef<const float>::row_major(x.data(), size.rows, size.cols));
   std::vector<float> y(static_cast<std::size_t>(n));
-  lowbit::set_num_threads(threads);
-  lowbit::force_simd_path(path);
+  const lowbit_bench::ForcedPath forced(path, threads);
   for (auto _ : st) {
     q.dequantize(qt, lowbit::MatrixRef<float>::row_major(y.data(), size.rows, size.cols));
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  lowbit::clear_forced_simd_path();
-  lowbit::set_num_threads(0);
   set_bytes(st, n);
 }
 

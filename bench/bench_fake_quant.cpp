@@ -20,24 +20,20 @@ using lowbit_bench::set_bytes;
 using lowbit_bench::Size;
 
 void bench_fake_quant(benchmark::State& st, std::string format, lowbit::SimdPath path, Size size, int threads) {
-  if (!lowbit::cpu_supports(path)) {
-    st.SkipWithError("CPU lacks this path");
-    return;
-  }
+  if (lowbit_bench::skip_unsupported(st, path)) return;
   const lowbit::Quantizer q(format);
   const std::int64_t n = size.rows * size.cols;
   const auto& x = input(n);
   std::vector<float> y(static_cast<std::size_t>(n));
   lowbit::QuantOptions opt;
   opt.threads = threads;
-  lowbit::force_simd_path(path);
+  const lowbit_bench::ForcedPath forced(path);
   for (auto _ : st) {
     q.fake_quant(lowbit::MatrixRef<const float>::row_major(x.data(), size.rows, size.cols),
                  lowbit::MatrixRef<float>::row_major(y.data(), size.rows, size.cols), opt);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  lowbit::clear_forced_simd_path();
   set_bytes(st, n);
 }
 

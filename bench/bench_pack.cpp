@@ -20,43 +20,33 @@ using lowbit_bench::set_bytes;
 using lowbit_bench::Size;
 
 void bench_pack(benchmark::State& st, std::string format, lowbit::SimdPath path, Size size, int threads) {
-  if (!lowbit::cpu_supports(path)) {
-    st.SkipWithError("CPU lacks this path");
-    return;
-  }
+  if (lowbit_bench::skip_unsupported(st, path)) return;
   const std::int64_t n = size.rows * size.cols;
   const auto w = lowbit::MatrixRef<const float>::row_major(input(n).data(), size.rows, size.cols);
   lowbit::QuantOptions opt;
   opt.threads = threads;
-  lowbit::force_simd_path(path);
+  const lowbit_bench::ForcedPath forced(path);
   for (auto _ : st) {
     lowbit::AnyPackedMatrix m = lowbit::AnyPackedMatrix::pack(format, w, opt);
     benchmark::DoNotOptimize(&m);
     benchmark::ClobberMemory();
   }
-  lowbit::clear_forced_simd_path();
   set_bytes(st, n);
 }
 
 // unpack has no thread option: the default thread count is set for the run.
 void bench_unpack(benchmark::State& st, std::string format, lowbit::SimdPath path, Size size, int threads) {
-  if (!lowbit::cpu_supports(path)) {
-    st.SkipWithError("CPU lacks this path");
-    return;
-  }
+  if (lowbit_bench::skip_unsupported(st, path)) return;
   const std::int64_t n = size.rows * size.cols;
   const auto w = lowbit::MatrixRef<const float>::row_major(input(n).data(), size.rows, size.cols);
   const lowbit::AnyPackedMatrix m = lowbit::AnyPackedMatrix::pack(format, w);
   std::vector<float> y(static_cast<std::size_t>(n));
-  lowbit::set_num_threads(threads);
-  lowbit::force_simd_path(path);
+  const lowbit_bench::ForcedPath forced(path, threads);
   for (auto _ : st) {
     m.unpack(lowbit::MatrixRef<float>::row_major(y.data(), size.rows, size.cols));
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  lowbit::clear_forced_simd_path();
-  lowbit::set_num_threads(0);
   set_bytes(st, n);
 }
 

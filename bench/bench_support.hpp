@@ -36,6 +36,28 @@ inline const std::vector<float>& input(std::int64_t n) {
   return x;
 }
 
+// Marks the case skipped when this CPU cannot run `path`.
+inline bool skip_unsupported(benchmark::State& st, lowbit::SimdPath path) {
+  if (lowbit::cpu_supports(path)) return false;
+  st.SkipWithError("CPU lacks this path");
+  return true;
+}
+
+// Forces a SIMD path (and optionally the default thread count) for one case.
+struct ForcedPath {
+  explicit ForcedPath(lowbit::SimdPath p, int threads = -1) : set_threads(threads >= 0) {
+    lowbit::force_simd_path(p);
+    if (set_threads) lowbit::set_num_threads(threads);
+  }
+  ~ForcedPath() {
+    lowbit::clear_forced_simd_path();
+    if (set_threads) lowbit::set_num_threads(0);
+  }
+  ForcedPath(const ForcedPath&) = delete;
+  ForcedPath& operator=(const ForcedPath&) = delete;
+  bool set_threads;
+};
+
 inline void set_bytes(benchmark::State& st, std::int64_t n) {
   st.SetBytesProcessed(st.iterations() * n * static_cast<std::int64_t>(sizeof(float)));
 }
