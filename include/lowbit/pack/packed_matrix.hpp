@@ -298,37 +298,62 @@ class PackedMatrix {
     out.validate("PackedMatrix::unpack");
     detail::require(out.rows == rows() && out.cols == cols(), "PackedMatrix::unpack", "output is ", out.rows, " x ",
                     out.cols, " but the packed matrix is ", rows(), " x ", cols());
-    const PackedLayout& l = layout_;
-    // Rows decode through the SIMD dequantize kernels when they apply, else block by block on
-    // the scalar reference; both give the same bits.
-    const SimdPath path = active_simd_path();
-    const bool simd = path != SimdPath::Scalar && out.col_stride == 1 && kernels::simd_rounding(fmt_).eligible;
-    const ElementCodes ec = simd ? element_codes(fmt_) : ElementCodes{};
-    parallel_for(l.rows, row_chunks(l), 0, [&](std::int64_t r0, std::int64_t r1) {
-      // Without a scale the whole row decodes as one run.
-      const std::int64_t unit = fmt_.has_scale() ? l.block : std::max<std::int64_t>(l.cols, 1);
-      const std::int64_t runs = l.cols == 0 ? 0 : (l.cols + unit - 1) / unit;
-      std::vector<std::uint32_t> codes(static_cast<std::size_t>(l.cols));
-      std::vector<BlockHeader> headers(static_cast<std::size_t>(fmt_.has_scale() ? runs : 0));
-      std::vector<float> y(static_cast<std::size_t>(std::min(unit, l.cols)));
+    parallel_for(layout_.rows, row_chunks(layout_), 0, [&](std::int64_t r0, std::int64_t r1) {
+      RowDecoder dec(*this);
+      std::vector<float> tmp(out.col_stride == 1 ? 0 : static_cast<std::size_t>(cols()));
       for (std::int64_t r = r0; r < r1; ++r) {
-        const std::uint8_t* row = row_data(r);
-        FieldExtractor fx(row, 0, row + l.row_payload_bytes);
-        for (std::int64_t c = 0; c < l.cols; ++c) codes[static_cast<std::size_t>(c)] = fx.get(l.element_bits);
-        for (std::int64_t b = 0; b < static_cast<std::int64_t>(headers.size()); ++b)
-          headers[static_cast<std::size_t>(b)] = read_header(row, b);
-        if (simd && kernels::dequantize_line_simd(path, fmt_, ec, codes.data(), out.data + r * out.row_stride,
-                                                  headers.data(), 0, l.cols, unit, tensor_))
+        if (out.col_stride == 1) {
+          dec.decode(r, out.data + r * out.row_stride);
           continue;
-        for (std::int64_t b = 0; b < runs; ++b) {
-          const std::int64_t c0 = b * unit, n = std::min(unit, l.cols - c0);
-          fmt_.dequantize_block(codes.data() + c0, static_cast<std::size_t>(n),
-                                fmt_.has_scale() ? headers[static_cast<std::size_t>(b)] : BlockHeader{}, tensor_, y.data());
-          for (std::int64_t i = 0; i < n; ++i) out(r, c0 + i) = y[static_cast<std::size_t>(i)];
         }
+        dec.decode(r, tmp.data());
+        for (std::int64_t c = 0; c < cols(); ++c) out(r, c) = tmp[static_cast<std::size_t>(c)];
       }
     });
   }
+
+  // Decodes rows to float one at a time with its own buffers (one per thread): what unpack and
+  // the matmul's reference path use, so W is never held as a full float copy.
+  class RowDecoder {
+   public:
+    explicit RowDecoder(const PackedMatrix& m)
+        : m_(m),
+          path_(active_simd_path()),
+          simd_(path_ != SimdPath::Scalar && kernels::simd_rounding(m.fmt_).eligible),
+          ec_(simd_ ? element_codes(m.fmt_) : ElementCodes{}),
+          unit_(m.fmt_.has_scale() ? m.layout_.block : std::max<std::int64_t>(m.layout_.cols, 1)),
+          runs_(m.layout_.cols == 0 ? 0 : (m.layout_.cols + unit_ - 1) / unit_),
+          codes_(static_cast<std::size_t>(m.layout_.cols)),
+          headers_(static_cast<std::size_t>(m.fmt_.has_scale() ? runs_ : 0)) {}
+
+    // Row r as cols() floats at out (contiguous); bit-identical to fake_quant's row.
+    void decode(std::int64_t r, float* out) {
+      const PackedLayout& l = m_.layout_;
+      const std::uint8_t* row = m_.row_data(r);
+      FieldExtractor fx(row, 0, row + l.row_payload_bytes);
+      for (std::int64_t c = 0; c < l.cols; ++c) codes_[static_cast<std::size_t>(c)] = fx.get(l.element_bits);
+      for (std::size_t b = 0; b < headers_.size(); ++b) headers_[b] = m_.read_header(row, static_cast<std::int64_t>(b));
+      if (simd_ && kernels::dequantize_line_simd(path_, m_.fmt_, ec_, codes_.data(), out, headers_.data(), 0, l.cols,
+                                                 unit_, m_.tensor_))
+        return;
+      for (std::int64_t b = 0; b < runs_; ++b) {
+        const std::int64_t c0 = b * unit_, n = std::min(unit_, l.cols - c0);
+        m_.fmt_.dequantize_block(codes_.data() + c0, static_cast<std::size_t>(n),
+                                 m_.fmt_.has_scale() ? headers_[static_cast<std::size_t>(b)] : BlockHeader{}, m_.tensor_,
+                                 out + c0);
+      }
+    }
+
+   private:
+    const PackedMatrix& m_;
+    SimdPath path_;
+    bool simd_;
+    ElementCodes ec_;
+    std::int64_t unit_, runs_;
+    std::vector<std::uint32_t> codes_;
+    std::vector<BlockHeader> headers_;
+  };
+
   std::vector<float> unpack() const {
     std::vector<float> out(static_cast<std::size_t>(rows() * cols()));
     unpack(MatrixRef<float>::row_major(out.data(), rows(), cols()));
