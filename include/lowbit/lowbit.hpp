@@ -6,6 +6,7 @@
 #include "lowbit/core/parallel.hpp"
 #include "lowbit/core/rounding.hpp"
 #include "lowbit/formats/standard.hpp"
+#include "lowbit/gemm/matmul_reference.hpp"
 #include "lowbit/kernels/dispatch.hpp"
 #include "lowbit/pack/any_packed_matrix.hpp"
 #include "lowbit/pack/packed_matrix.hpp"
