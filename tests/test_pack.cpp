@@ -576,3 +576,38 @@ TEST(BitStream, AppenderAndExtractorMatchFieldFunctions) {
 }
 
 }  // namespace
+
+namespace {
+
+// Packing straight from floats (row by row through the SIMD kernels where they apply) gives
+// exactly the bytes of packing quantize()'s output, whatever the path.
+TEST(PackedMatrix, PackingFromFloatsEqualsPackingQuantizedTensors) {
+  std::mt19937 rng(9);
+  std::student_t_distribution<float> t(3.0f);
+  for (const char* name : {"mxfp4", "mxfp6_e3m2", "mxint8", "bfp3_b16", "bfp5_b32", "int4_b32_fp16", "uint4_b32_fp16",
+                           "nvfp4", "fp8_e4m3", "int8_b32_e8m0", "bm_e4m3_b16"}) {
+    for (auto [rows, cols] : std::vector<std::pair<int, int>>{{1, 1}, {3, 70}, {5, 513}, {2, 1000}}) {
+      std::vector<float> w(static_cast<std::size_t>(rows * cols));
+      for (auto& v : w) v = 0.05f * t(rng);
+      const auto in = lowbit::MatrixRef<const float>::row_major(w.data(), rows, cols);
+      const lowbit::Quantizer q(name);
+      for (lowbit::Rounding mode : {lowbit::Rounding::NearestEven, lowbit::Rounding::Stochastic}) {
+        lowbit::QuantOptions opt;
+        opt.rounding = mode;
+        opt.seed = 3;
+        std::visit(
+            [&](const auto& f) {
+              if constexpr (lowbit::is_block_format<std::decay_t<decltype(f)>>) {
+                using P = lowbit::PackedMatrix<std::decay_t<decltype(f)>>;
+                const auto direct = P::pack(f, in, opt).serialize();
+                const auto via = P::pack(f, lowbit::quantize(f, in, opt)).serialize();
+                EXPECT_TRUE(direct == via) << name << " " << rows << "x" << cols;
+              }
+            },
+            q.format());
+      }
+    }
+  }
+}
+
+}  // namespace

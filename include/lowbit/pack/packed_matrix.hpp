@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -204,10 +205,77 @@ class PackedMatrix {
     w.validate("PackedMatrix::pack");
     const BlockGrid grid = detail::make_grid(fmt, opt.blocking, w.rows, w.cols);
     check_blocking(grid.blocking());
+    PackedMatrix m;
+    if (pack_rows_simd(fmt, grid, w, opt, m)) return m;
     QuantizedTensor qt;
     quantize_into(fmt, w, qt, opt);
     return pack(fmt, qt);
   }
+
+ private:
+  // The fast route: each row is quantised by the SIMD kernel into a row-sized buffer and
+  // packed at once, so no full-size code array exists. Gives the same bytes as
+  // pack(fmt, quantize(w)); false when it does not apply (the caller takes that route).
+  static bool pack_rows_simd(const Format& fmt, const BlockGrid& grid, MatrixRef<const float> w, const QuantOptions& opt,
+                             PackedMatrix& m) {
+    if (!detail::codes_simd_applies(fmt, grid, w.col_stride, w.size())) return false;
+    const SimdPath path = active_simd_path();
+    const ElementRounding er = kernels::simd_rounding(fmt);
+    const ElementCodes ec = element_codes(fmt);
+    m.fmt_ = fmt;
+    m.blocking_ = grid.blocking();
+    m.tensor_ = detail::tensor_pass(fmt, w, opt.threads);
+    m.layout_ = PackedLayout::make(fmt, w.rows, w.cols, grid.blocking().block);
+    const PackedLayout& l = m.layout_;
+    m.data_.assign(static_cast<std::size_t>(l.row_stride_bytes * static_cast<std::uint64_t>(l.rows)), 0);
+    std::atomic<bool> ok{true};
+    parallel_for(l.rows, row_chunks(l), opt.threads, [&](std::int64_t r0, std::int64_t r1) {
+      std::vector<std::uint32_t> codes(static_cast<std::size_t>(l.cols));
+      std::vector<BlockHeader> headers(static_cast<std::size_t>(std::max<std::int64_t>(l.blocks_per_row, 1)));
+      for (std::int64_t r = r0; r < r1 && ok.load(std::memory_order_relaxed); ++r) {
+        if (!kernels::quantize_line_simd(path, fmt, er, ec, w.data + r * w.row_stride, codes.data(), headers.data(), 0,
+                                         l.cols, fmt.has_scale() ? l.block : std::max<std::int64_t>(l.cols, 1),
+                                         static_cast<std::uint64_t>(r * l.cols), opt.rounding, opt.seed, m.tensor_)) {
+          ok.store(false);  // a NaN the format cannot encode: the general route reports it
+          return;
+        }
+        FieldAppender out(m.row_data(r), 0);
+        append_codes(out, codes.data(), l.cols, l.element_bits);
+        if (!fmt.has_scale()) {
+          out.finish();
+          continue;
+        }
+        for (std::int64_t b = 0; b < l.blocks_per_row; ++b) out.put(headers[static_cast<std::size_t>(b)].scale, l.scale_bits);
+        if (l.zero_point_bits > 0)
+          for (std::int64_t b = 0; b < l.blocks_per_row; ++b)
+            out.put(headers[static_cast<std::size_t>(b)].zero_point, l.zero_point_bits);
+        out.finish();
+      }
+    });
+    return ok.load();
+  }
+
+  // Codes from the kernels are always valid and in range; up to 8 bits, eight codes go in as
+  // one 8W-bit word.
+  static void append_codes(FieldAppender& out, const std::uint32_t* codes, std::int64_t n, int width) {
+    std::int64_t c = 0;
+    if (width <= 8) {
+      for (; c + 8 <= n; c += 8) {
+        std::uint64_t v = 0;
+        for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(codes[c + i]) << (width * i);
+        const int bits = 8 * width;
+        if (bits <= 32) {
+          out.put(static_cast<std::uint32_t>(v), bits);
+        } else {
+          out.put(static_cast<std::uint32_t>(v), 32);
+          out.put(static_cast<std::uint32_t>(v >> 32), bits - 32);
+        }
+      }
+    }
+    for (; c < n; ++c) out.put(codes[c], width);
+  }
+
+ public:
 
   // Packs codes and headers from quantize() (blocks along axis 1 only).
   static PackedMatrix pack(const Format& fmt, const QuantizedTensor& qt) {
