@@ -586,7 +586,8 @@ TEST(PackedMatrix, PackingFromFloatsEqualsPackingQuantizedTensors) {
   std::student_t_distribution<float> t(3.0f);
   for (const char* name : {"mxfp4", "mxfp6_e3m2", "mxint8", "bfp3_b16", "bfp5_b32", "int4_b32_fp16", "uint4_b32_fp16",
                            "nvfp4", "fp8_e4m3", "int8_b32_e8m0", "bm_e4m3_b16"}) {
-    for (auto [rows, cols] : std::vector<std::pair<int, int>>{{1, 1}, {3, 70}, {5, 513}, {2, 1000}}) {
+    for (const auto& shape : std::vector<std::pair<int, int>>{{1, 1}, {3, 70}, {5, 513}, {2, 1000}}) {
+      const int rows = shape.first, cols = shape.second;  // (clang 14 cannot capture bindings)
       std::vector<float> w(static_cast<std::size_t>(rows * cols));
       for (auto& v : w) v = 0.05f * t(rng);
       const auto in = lowbit::MatrixRef<const float>::row_major(w.data(), rows, cols);
