@@ -56,7 +56,6 @@ void bench_dequantize(benchmark::State& st, std::string format, lowbit::SimdPath
   set_bytes(st, n);
 }
 
-
 int register_all() {
   lowbit_bench::register_cases([](const std::string& tail, const std::string& f, lowbit::SimdPath p, Size size,
                                   int threads) {

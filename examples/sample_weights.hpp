@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <lowbit/core/rounding.hpp>
+
 namespace lowbit_examples {
 
 struct SampleTensor {
@@ -18,12 +20,7 @@ struct SampleTensor {
 class SplitMix64 {
  public:
   explicit SplitMix64(std::uint64_t seed) : s_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+  std::uint64_t next() { return lowbit::mix64(s_ += 0x9E3779B97F4A7C15ull); }
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0, 1)
   double normal() {  // Box-Muller
     const double u1 = 1.0 - uniform(), u2 = uniform();

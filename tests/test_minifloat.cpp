@@ -401,14 +401,9 @@ TEST(MinifloatExactness, NoDoubleRoundingThroughFloat) {
 // ---- agreement with the CPU -----------------------------------------------------------------
 
 // splitmix64: a fast, well-mixed stream of 64-bit values.
-struct SplitMix64 {
+struct SplitMix64 {  // the SplitMix64 stream, on lowbit's own finaliser
   std::uint64_t state;
-  std::uint64_t next() {
-    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+  std::uint64_t next() { return lowbit::mix64(state += 0x9E3779B97F4A7C15ull); }
 };
 
 bool cpu_has_f16c() {
