@@ -1,0 +1,164 @@
+// QuantLinear: y = x W^T + b with W [out x in] held packed in a lowbit format, chosen by name
+// at run time (QuantLinear::from_name("mxfp4", w)) or by type at compile time
+// (QuantLinear::from_format<lowbit::MXFP4>(w)), and the input optionally fake-quantised on
+// the fly in an activation format (blocks along the input dimension).
+//
+// Per-tensor weight formats (fp8_e4m3_pt, int8_pt_fp32, ...) cannot be packed row by row, so
+// they are stored as FP8 GEMMs store them: the elements fl32(w / s) packed in the element
+// format without a scale, and the one tensor scale s applied to the output. The elements are
+// the ones fake_quant produces; only the product's rounding differs (s * sum vs sum of s * w).
+//
+// An activation is one token's vector: formats with a per-tensor scale (or NVFP4's tensor
+// scale) get one scale per row of x, so a result never depends on how many tokens one call
+// carries.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/core/matrix_ref.hpp"
+#include "lowbit/gemm/matmul_reference.hpp"
+#include "lowbit/pack/any_packed_matrix.hpp"
+#include "lowbit/pack/packed_matrix.hpp"
+#include "lowbit/quant/fake_quant.hpp"
+#include "lowbit/quant/registry.hpp"
+
+namespace lowbit::nn {
+
+class QuantLinear {
+ public:
+  QuantLinear() = default;
+
+  // The weight in the format named `weight_format` (any name lowbit::Quantizer accepts that
+  // has codes), blocks along the input dimension.
+  static QuantLinear from_name(std::string_view weight_format, MatrixRef<const float> w, std::span<const float> bias = {}) {
+    const Quantizer q(weight_format);
+    return std::visit(
+        [&](const auto& f) -> QuantLinear {
+          using F = std::decay_t<decltype(f)>;
+          if constexpr (is_block_format<F>) return from_block_format(f, q.name(), w, bias);
+          else detail::fail("QuantLinear", "format '", q.name(), "' is fake-quant only (it has no codes to pack)");
+        },
+        q.format());
+  }
+
+  // The weight in a format fixed at compile time: a format type such as lowbit::MXFP4.
+  template <class FormatType>
+  static QuantLinear from_format(MatrixRef<const float> w, std::span<const float> bias = {}, std::string name = "") {
+    return from_block_format(FormatType::format, name.empty() ? "compile-time format" : std::move(name), w, bias);
+  }
+
+  // Activation format by name; an empty name (or "fp32") leaves the input in float.
+  void set_activation_format(std::string_view name) {
+    if (name.empty() || name == "fp32") {
+      activation_.reset();
+      per_row_activation_ = false;
+      return;
+    }
+    activation_.emplace(name);
+    per_row_activation_ = std::visit(
+        [](const auto& f) {
+          if constexpr (is_block_format<std::decay_t<decltype(f)>>) return f.block_size == kPerTensor || f.needs_tensor_pass();
+          else return false;
+        },
+        activation_->format());
+  }
+  const std::optional<Quantizer>& activation_format() const { return activation_; }
+
+  std::int64_t in_features() const { return std::visit([](const auto& m) { return m.cols(); }, weight_); }
+  std::int64_t out_features() const { return std::visit([](const auto& m) { return m.rows(); }, weight_); }
+  const std::string& weight_format_name() const { return weight_name_; }
+  // Stored weight bits per element (block scales included; a per-tensor scale counts 32
+  // bits once for the whole matrix).
+  double weight_bits_per_element() const {
+    const double elems = static_cast<double>(in_features() * out_features());
+    const double bits = static_cast<double>(std::visit([](const auto& m) { return m.payload_bits(); }, weight_));
+    return elems > 0 ? (bits + (output_scale_ ? 32.0 : 0.0)) / elems : 0.0;
+  }
+  // The weight as the layer sees it (dequantised, output scale applied).
+  std::vector<float> dequantized_weight() const {
+    std::vector<float> w = std::visit([](const auto& m) { return m.unpack(); }, weight_);
+    if (output_scale_)
+      for (float& v : w) v *= *output_scale_;
+    return w;
+  }
+
+  // y [n x out] = x [n x in] W^T + b.
+  void forward(MatrixRef<const float> x, MatrixRef<float> y) const {
+    detail::require(y.col_stride == 1 || !output_scale_, "QuantLinear", "output rows must be contiguous");
+    MatmulOptions opt;
+    opt.activation = activation_;
+    const std::span<const float> bias = output_scale_ ? std::span<const float>{} : std::span<const float>(bias_);
+    if (per_row_activation_) {
+      for (std::int64_t r = 0; r < x.rows; ++r)
+        product(MatrixRef<const float>{x.data + r * x.row_stride, 1, x.cols, x.row_stride, x.col_stride}, bias,
+                MatrixRef<float>{y.data + r * y.row_stride, 1, y.cols, y.row_stride, y.col_stride}, opt);
+    } else {
+      product(x, bias, y, opt);
+    }
+    if (output_scale_) {
+      const float s = *output_scale_;
+      for (std::int64_t r = 0; r < y.rows; ++r)
+        for (std::int64_t c = 0; c < y.cols; ++c)
+          y(r, c) = y(r, c) * s + (bias_.empty() ? 0.0f : bias_[static_cast<std::size_t>(c)]);
+    }
+  }
+  std::vector<float> forward(std::span<const float> x) const {
+    std::vector<float> y(static_cast<std::size_t>(out_features()));
+    forward(MatrixRef<const float>::from_span(x), MatrixRef<float>::from_span(std::span<float>(y)));
+    return y;
+  }
+
+ private:
+  // Every product of the layer goes through here (the packed reference matmul today).
+  void product(MatrixRef<const float> x, std::span<const float> bias, MatrixRef<float> y, const MatmulOptions& opt) const {
+    std::visit([&](const auto& w) { lowbit::matmul_reference(x, w, bias, y, opt); }, weight_);
+  }
+
+  template <class E>
+  static QuantLinear from_block_format(const BlockFormat<E>& f, std::string name, MatrixRef<const float> w,
+                                       std::span<const float> bias) {
+    w.validate("QuantLinear");
+    detail::require(bias.empty() || static_cast<std::int64_t>(bias.size()) == w.rows, "QuantLinear", "bias has ",
+                    bias.size(), " values for ", w.rows, " outputs");
+    QuantLinear l;
+    l.weight_name_ = std::move(name);
+    l.bias_.assign(bias.begin(), bias.end());
+    if (f.block_size != kPerTensor || !f.has_scale()) {
+      l.weight_ = PackedMatrix<BlockFormat<E>>::pack(f, w);
+      return l;
+    }
+    detail::require(!f.scale.zero_point && !f.needs_tensor_pass(), "QuantLinear", "format '", l.weight_name_,
+                    "': per-tensor scales with a zero point or a second-level scale are not supported for weights");
+    // The tensor scale exactly as quantize chooses it, then the scaled elements unscaled.
+    QuantOptions whole;
+    whole.blocking = Blocking::per_tensor();
+    const QuantizedTensor qt = quantize(f, w, whole);
+    const float s = qt.headers.empty() ? 1.0f : f.scale_value(qt.headers[0], qt.tensor);
+    const float div = s > 0.0f ? s : 1.0f;
+    std::vector<float> ws(static_cast<std::size_t>(w.rows * w.cols));
+    for (std::int64_t r = 0; r < w.rows; ++r)
+      for (std::int64_t c = 0; c < w.cols; ++c) ws[static_cast<std::size_t>(r * w.cols + c)] = s > 0.0f ? w(r, c) / div : 0.0f;
+    const BlockFormat<E> elements{f.element, kNoScale, 1};
+    l.weight_ = PackedMatrix<BlockFormat<E>>::pack(elements, MatrixRef<const float>::row_major(ws.data(), w.rows, w.cols));
+    l.output_scale_ = s > 0.0f ? s : 0.0f;
+    return l;
+  }
+
+  AnyPacked weight_{};
+  std::string weight_name_;
+  std::vector<float> bias_;
+  std::optional<float> output_scale_;  // per-tensor weight formats only
+  std::optional<Quantizer> activation_;
+  bool per_row_activation_ = false;
+};
+
+}  // namespace lowbit::nn
