@@ -45,6 +45,12 @@ inline bool cpu_has_f16c() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
 }
+// AVX512-VNNI (vpdpbusd) from CPUID leaf 7, sub-leaf 0, ECX bit 11: the packed matmul's
+// integer kernels use it on the AVX-512 path when present.
+inline bool cpu_has_avx512_vnni() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) != 0 && (c & (1u << 11)) != 0;
+}
 }  // namespace detail
 #endif
 

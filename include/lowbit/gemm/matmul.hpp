@@ -1,0 +1,265 @@
+// The packed matmul: Y[N x M] = X[N x K] * W^T (+ bias).
+//
+//   W a PanelMatrix (4- and 8-bit formats: MXFP4, NVFP4, int4/int8 per block, MXINT8, BFP8/4,
+//   NF4, MXFP8, fp8 ...): the panel kernels, scalar / AVX2 / AVX-512 (VNNI) chosen at run time.
+//     weight-only (no activation format): weights are decoded in registers, one block of a
+//       16-row panel at a time, and multiplied by float activations (float kernel).
+//     weight + activation: X is quantised per block along K in the activation format. When
+//       both formats' elements are integers times a power of two (int, MXINT, BFP, MXFP4,
+//       NVFP4, MXFP6 E2M3 activations ...) the dot products run in int32 with one float
+//       multiply-add per granule (integer kernel); otherwise the fake-quantised activations
+//       go through the float kernel.
+//   W a PackedMatrix of any other format: 64-row tiles of W are decoded to float (never the
+//     whole matrix) and multiplied with Eigen.
+//
+// Every output is computed by one kernel call in one fixed order, so results do not depend on
+// the thread count, and the SIMD paths equal the scalar path bit for bit
+// (kernels/panel_scalar.hpp states the order). Against matmul_reference (exact dot products
+// rounded once) the difference is float accumulation error only.
+//
+// Engines that run their own threads: prepare the activations once with
+// prepare_activations(), then call matmul_rows() for disjoint row ranges of W (starting on a
+// multiple of 16) from any threads.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "lowbit/core/error.hpp"
+#include "lowbit/core/matrix_ref.hpp"
+#include "lowbit/core/parallel.hpp"
+#include "lowbit/gemm/matmul_reference.hpp"
+#include "lowbit/gemm/panel_matrix.hpp"
+#include "lowbit/kernels/dispatch.hpp"
+#include "lowbit/kernels/panel_scalar.hpp"
+#if defined(__x86_64__) || defined(__i386__)
+#include "lowbit/kernels/panel_avx2.hpp"
+#include "lowbit/kernels/panel_avx512.hpp"
+#endif
+
+namespace lowbit {
+
+// X prepared for the panel kernels of one weight matrix (see the top of this file).
+struct PanelActivations {
+  bool integer = false;
+  std::int64_t rows = 0, cols = 0, padded_cols = 0;
+  std::vector<float> x;              // float kernel: rows x padded_cols (fake-quantised if a format is set)
+  std::vector<std::int8_t> q;        // integer kernel: rows x padded_cols
+  std::vector<float> scale;          // rows x act_blocks
+  std::vector<std::int32_t> sum128;  // rows x granules
+  kernels::IntActArgs args{};
+
+  kernels::IntActArgs int_args() const {
+    kernels::IntActArgs a = args;
+    a.q = q.data();
+    a.scale = scale.data();
+    a.sum128 = sum128.data();
+    return a;
+  }
+  kernels::FloatActArgs float_args() const { return {x.data()}; }
+};
+
+namespace detail {
+
+// Quantises X into integer codes when the activation format allows the integer kernel with
+// this weight; false otherwise (nothing written).
+template <class WF>
+bool prepare_int_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w, const MatmulOptions& opt,
+                             PanelActivations& act) {
+  if (!opt.activation || !w.integer_elements()) return false;
+  return std::visit(
+      [&](const auto& f) -> bool {
+        using F = std::decay_t<decltype(f)>;
+        if constexpr (!is_block_format<F>) {
+          return false;
+        } else {
+          if (f.scale.zero_point || f.element_bits() > 8 || f.block_size == kPerTensor) return false;
+          const PanelCodeMap map = make_panel_code_map(f);
+          if (!map.integer) return false;
+          const std::int64_t k = x.cols, kp = w.padded_cols();
+          QuantOptions qo;
+          qo.rounding = opt.activation_rounding;
+          qo.seed = opt.seed;
+          qo.threads = opt.threads;
+          qo.blocking = Blocking::along(1);
+          QuantizedTensor qt;
+          quantize_into(f, x, qt, qo);
+          const std::int64_t bx_raw = f.has_scale() ? qt.blocking.block : k;
+          const std::int64_t bx = (bx_raw <= 0 || bx_raw >= k) ? kp : bx_raw;
+          const std::int64_t bw = w.block();
+          if (bx % 8 != 0 && bx != kp) return false;
+          const std::int64_t g = std::min(bw, bx);
+          if (!((bw % g == 0 || bw >= kp) && (bx % g == 0 || bx >= kp))) return false;
+          const std::int64_t nbx = f.has_scale() ? (k + bx_raw - 1) / std::max<std::int64_t>(bx_raw, 1) : 1;
+          const std::int64_t act_blocks = (kp + bx - 1) / bx, granules = (kp + g - 1) / g;
+          act.integer = true;
+          act.q.assign(static_cast<std::size_t>(x.rows * kp), 0);
+          act.scale.assign(static_cast<std::size_t>(x.rows * act_blocks), 0.0f);
+          act.sum128.assign(static_cast<std::size_t>(x.rows * granules), 0);
+          const float unit = std::ldexp(1.0f, -map.unit_exp);
+          for (std::int64_t r = 0; r < x.rows; ++r) {
+            std::int8_t* q = act.q.data() + r * kp;
+            for (std::int64_t c = 0; c < k; ++c) q[c] = map.ivalue[qt.codes[static_cast<std::size_t>(r * k + c)] & 0xFFu];
+            for (std::int64_t b = 0; b < act_blocks; ++b) {
+              const BlockHeader h = f.has_scale() ? qt.headers[static_cast<std::size_t>(r * nbx + std::min(b, nbx - 1))]
+                                                  : BlockHeader{};
+              act.scale[static_cast<std::size_t>(r * act_blocks + b)] = f.scale_value(h, qt.tensor) * unit;
+            }
+            for (std::int64_t gi = 0; gi < granules; ++gi) {
+              std::int32_t s = 0;
+              for (std::int64_t c = gi * g; c < std::min((gi + 1) * g, kp); ++c) s += q[c];
+              act.sum128[static_cast<std::size_t>(r * granules + gi)] = 128 * s;
+            }
+          }
+          act.args.act_block = bx;
+          act.args.act_blocks = act_blocks;
+          act.args.granule = g;
+          act.args.granules = granules;
+          return true;
+        }
+      },
+      opt.activation->format());
+}
+
+}  // namespace detail
+
+// Quantises (or copies) X for the panel kernels of w.
+template <class WF>
+PanelActivations prepare_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w, const MatmulOptions& opt = {}) {
+  x.validate("matmul");
+  detail::require(x.cols == w.cols(), "matmul", "X is ", x.rows, " x ", x.cols, " but W is ", w.rows(), " x ", w.cols(),
+                  " (X's columns must equal W's)");
+  PanelActivations act;
+  act.rows = x.rows;
+  act.cols = x.cols;
+  act.padded_cols = w.padded_cols();
+  if (detail::prepare_int_activations(x, w, opt, act)) return act;
+  const std::int64_t k = x.cols, kp = w.padded_cols();
+  act.x.assign(static_cast<std::size_t>(x.rows * kp), 0.0f);
+  std::vector<float> fq;
+  MatrixRef<const float> src = x;
+  if (opt.activation) {
+    fq.resize(static_cast<std::size_t>(x.rows * k));
+    QuantOptions qo;
+    qo.rounding = opt.activation_rounding;
+    qo.seed = opt.seed;
+    qo.threads = opt.threads;
+    qo.blocking = Blocking::along(1);
+    opt.activation->fake_quant(x, MatrixRef<float>::row_major(fq.data(), x.rows, k), qo);
+    src = MatrixRef<const float>::row_major(fq.data(), x.rows, k);
+  }
+  for (std::int64_t r = 0; r < x.rows; ++r)
+    for (std::int64_t c = 0; c < k; ++c) act.x[static_cast<std::size_t>(r * kp + c)] = src(r, c);
+  return act;
+}
+
+namespace detail {
+
+inline void run_panel(SimdPath path, const kernels::PanelArgs& w, const PanelActivations& act, kernels::PanelOut out) {
+  const int nr = static_cast<int>(act.rows);
+#if defined(__x86_64__) || defined(__i386__)
+  if (act.integer) {
+    const kernels::IntActArgs a = act.int_args();
+    if (path == SimdPath::AVX512 && cpu_has_avx512_vnni()) return kernels::avx512::panel_int(w, a, 0, nr, out);
+    if (path != SimdPath::Scalar) return kernels::avx2::panel_int(w, a, 0, nr, out);
+    return kernels::panel_int_scalar(w, a, 0, nr, out);
+  }
+  const kernels::FloatActArgs a = act.float_args();
+  if (path == SimdPath::AVX512) return kernels::avx512::panel_float(w, a, 0, nr, out);
+  if (path == SimdPath::AVX2) return kernels::avx2::panel_float(w, a, 0, nr, out);
+  return kernels::panel_float_scalar(w, a, 0, nr, out);
+#else
+  (void)path;
+  if (act.integer) return kernels::panel_int_scalar(w, act.int_args(), 0, nr, out);
+  return kernels::panel_float_scalar(w, act.float_args(), 0, nr, out);
+#endif
+}
+
+}  // namespace detail
+
+// Rows [row_begin, row_end) of Y^T: Y(:, row_begin .. row_end) from prepared activations.
+// row_begin must be a multiple of 16; row_end a multiple of 16 or W's row count.
+template <class WF>
+void matmul_rows(const PanelActivations& act, const PanelMatrix<WF>& w, std::span<const float> bias, MatrixRef<float> y,
+                 std::int64_t row_begin, std::int64_t row_end) {
+  constexpr std::int64_t P = kernels::kPanelRows;
+  detail::require(row_begin >= 0 && row_begin <= row_end && row_end <= w.rows() && row_begin % P == 0 &&
+                      (row_end % P == 0 || row_end == w.rows()),
+                  "matmul_rows", "row range [", row_begin, ", ", row_end, ") must lie in [0, ", w.rows(),
+                  ") and start and end on multiples of ", P, " (or end at the last row)");
+  detail::require(act.padded_cols == w.padded_cols() && act.cols == w.cols(), "matmul_rows",
+                  "the activations were prepared for K = ", act.cols, ", W has K = ", w.cols());
+  detail::require(y.rows == act.rows && y.cols == w.rows(), "matmul_rows", "Y is ", y.rows, " x ", y.cols, ", expected ",
+                  act.rows, " x ", w.rows());
+  detail::require(bias.empty() || static_cast<std::int64_t>(bias.size()) == w.rows(), "matmul_rows", "bias has ",
+                  bias.size(), " values, expected ", w.rows(), " (one per output) or none");
+  if (act.rows == 0) return;
+  const SimdPath path = active_simd_path();
+  std::vector<float> tile(static_cast<std::size_t>(act.rows * P));
+  for (std::int64_t p = row_begin / P; p * P < row_end; ++p) {
+    const kernels::PanelArgs a = w.panel(p, act.integer);
+    detail::run_panel(path, a, act, kernels::PanelOut{tile.data(), P});
+    for (std::int64_t n = 0; n < act.rows; ++n)
+      for (int i = 0; i < a.rows; ++i) {
+        const std::int64_t j = p * P + i;
+        const float v = tile[static_cast<std::size_t>(n * P + i)];
+        y(n, j) = bias.empty() ? v : v + bias[static_cast<std::size_t>(j)];
+      }
+  }
+}
+
+// Y = X * W^T + bias with W in the panel layout.
+template <class WF>
+void matmul(MatrixRef<const float> x, const PanelMatrix<WF>& w, std::span<const float> bias, MatrixRef<float> y,
+            const MatmulOptions& opt = {}) {
+  detail::check_matmul_shapes(x, w.rows(), w.cols(), bias, y);
+  const PanelActivations act = prepare_activations(x, w, opt);
+  const std::int64_t panels = w.panels();
+  const std::int64_t work = std::max<std::int64_t>(1, w.rows() * w.cols() * std::max<std::int64_t>(x.rows, 1) / (1 << 18));
+  parallel_for(panels, std::min(panels, work), opt.threads, [&](std::int64_t p0, std::int64_t p1) {
+    matmul_rows(act, w, bias, y, p0 * kernels::kPanelRows, std::min(p1 * kernels::kPanelRows, w.rows()));
+  });
+}
+
+// Y = X * W^T + bias with W in the row layout, any format: 64-row tiles of W decoded to float
+// and multiplied with Eigen (float accumulation).
+template <class F>
+void matmul(MatrixRef<const float> x, const PackedMatrix<F>& w, std::span<const float> bias, MatrixRef<float> y,
+            const MatmulOptions& opt = {}) {
+  const std::int64_t n = x.rows, m = w.rows(), k = w.cols();
+  detail::check_matmul_shapes(x, m, k, bias, y);
+  using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  RowMat xa(n, k);
+  if (opt.activation) {
+    QuantOptions qo;
+    qo.rounding = opt.activation_rounding;
+    qo.seed = opt.seed;
+    qo.threads = opt.threads;
+    qo.blocking = Blocking::along(1);
+    opt.activation->fake_quant(x, MatrixRef<float>::row_major(xa.data(), n, k), qo);
+  } else {
+    for (std::int64_t r = 0; r < n; ++r)
+      for (std::int64_t c = 0; c < k; ++c) xa(r, c) = x(r, c);
+  }
+  constexpr std::int64_t T = 64;
+  const std::int64_t tiles = (m + T - 1) / T;
+  parallel_for(tiles, tiles, opt.threads, [&](std::int64_t t0, std::int64_t t1) {
+    typename PackedMatrix<F>::RowDecoder dec(w);
+    RowMat wt(T, k);
+    RowMat yt(n, T);
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const std::int64_t r0 = t * T, rows = std::min(T, m - r0);
+      for (std::int64_t r = 0; r < rows; ++r) dec.decode(r0 + r, wt.row(r).data());
+      yt.leftCols(rows).noalias() = xa * wt.topRows(rows).transpose();
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t r = 0; r < rows; ++r)
+          y(i, r0 + r) = bias.empty() ? yt(i, r) : yt(i, r) + bias[static_cast<std::size_t>(r0 + r)];
+    }
+  });
+}
+
+}  // namespace lowbit

@@ -1,0 +1,69 @@
+// What the packed-matmul kernels see: one panel of up to 16 weight rows in the panel layout
+// (gemm/panel_matrix.hpp) and a few activation rows, as plain pointers and sizes, so each
+// kernel is compiled once per instruction set rather than once per format.
+#pragma once
+
+#include <cstdint>
+
+namespace lowbit::kernels {
+
+inline constexpr int kPanelRows = 16;  // one AVX-512 register of int32 or float lanes
+
+// How a block's scale code becomes the float the kernels multiply by.
+enum class PanelScaleKind : std::uint8_t {
+  None,  // no scale: every block uses `constant`
+  E8M0,  // one byte, 2^(code-127), 0xFF = NaN
+  Lut8,  // one byte of any other scale format, looked up in `lut`
+  F16,   // IEEE binary16
+  BF16,  // bfloat16
+  F32,   // IEEE binary32
+};
+
+struct PanelScale {
+  PanelScaleKind kind = PanelScaleKind::None;
+  int bytes = 0;               // bytes per scale code
+  float unit = 1.0f;           // 2^-u: folds the element's integer unit into the scale
+  float tensor_scale = 1.0f;   // second-level scale (NVFP4); 1 otherwise
+  bool has_tensor_scale = false;
+  float constant = 1.0f;       // PanelScaleKind::None
+  const float* lut = nullptr;  // Lut8 (and E8M0 on the scalar path): final values per code
+};
+
+// One panel: rows [r0, r0 + rows) of W, codes and scales as laid out by PanelMatrix.
+struct PanelArgs {
+  const std::uint8_t* codes = nullptr;   // padded_cols / 8 octets of rows * bits bytes each
+  const std::uint8_t* scales = nullptr;  // blocks x rows scale codes, `scale.bytes` each
+  int rows = 0;                          // 1..16
+  int bits = 4;                          // 4 or 8
+  std::int64_t padded_cols = 0;          // K rounded up to a multiple of 8
+  std::int64_t block = 0;                // weight block length along K (a multiple of 8, or >= padded_cols)
+  PanelScale scale{};
+  const std::int8_t* ivalue = nullptr;   // integer value of each code (integer kernels)
+  const float* fvalue = nullptr;         // float value of each code (float kernels), 2^bits entries
+  bool identity8 = false;                // 8-bit codes are their own two's-complement integer values
+  float code_unit = 1.0f;                // identity8: a code's value is int8(code) * code_unit
+};
+
+// Activation rows quantised to int8 per block along K (integer kernels).
+struct IntActArgs {
+  const std::int8_t* q = nullptr;        // rows x padded_cols, zero padded
+  const float* scale = nullptr;          // rows x act_blocks: block scale times 2^-u
+  const std::int32_t* sum128 = nullptr;  // rows x granules: 128 * sum of q over the granule
+  std::int64_t act_block = 0;            // activation block length along K
+  std::int64_t act_blocks = 0;
+  std::int64_t granule = 0;              // min(weight block, activation block); the other is a multiple
+  std::int64_t granules = 0;
+};
+
+// Activation rows in float (weight-only mode, or fake-quantised activations).
+struct FloatActArgs {
+  const float* x = nullptr;  // rows x padded_cols, zero padded
+};
+
+// Output of one kernel call: nr activation rows x panel rows, out[n * out_stride + i].
+struct PanelOut {
+  float* y = nullptr;
+  std::int64_t stride = 0;
+};
+
+}  // namespace lowbit::kernels

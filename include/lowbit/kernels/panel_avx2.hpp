@@ -1,0 +1,227 @@
+// The packed-matmul kernels on the AVX2 path (also the integer kernel of AVX-512 CPUs without
+// VNNI): a panel runs as two halves of 8 rows, one row per lane. Bit-identical to
+// kernels/panel_scalar.hpp. The integer dot widens both operands to int16 and uses vpmaddwd,
+// which cannot saturate (vpmaddubsw could, on full-range int8); the float kernel decodes
+// 4-bit codes through two vpermps tables.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "lowbit/kernels/panel_args.hpp"
+#include "lowbit/kernels/target.hpp"
+
+namespace lowbit::kernels::avx2 {
+
+LOWBIT_TARGET_AVX2_BEGIN
+
+// Rows [8h, 8h + 8) of a panel group of `group_bytes_per_row` bytes per row, zero-filled past
+// the panel's last row.
+struct HalfLoader {
+  int rows, h;
+  alignas(32) std::uint8_t buf[64];
+  bool full() const { return rows >= 8 * h + 8; }
+  const std::uint8_t* get(const std::uint8_t* group, int bytes_per_row) {
+    const std::uint8_t* p = group + 8 * h * bytes_per_row;
+    if (full()) return p;
+    std::memset(buf, 0, sizeof buf);
+    const int have = std::max(0, rows - 8 * h);
+    std::memcpy(buf, p, static_cast<std::size_t>(have * bytes_per_row));
+    return buf;
+  }
+};
+
+inline __m256 panel_scales(const PanelScale& s, const std::uint8_t* block_codes, HalfLoader& ld) {
+  if (s.kind == PanelScaleKind::None) return _mm256_set1_ps(s.constant);
+  const std::uint8_t* p = ld.get(block_codes, s.bytes);
+  __m256 v;
+  switch (s.kind) {
+    case PanelScaleKind::Lut8: {
+      std::int64_t c8;
+      std::memcpy(&c8, p, 8);
+      return _mm256_i32gather_ps(s.lut, _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(c8)), 4);
+    }
+    case PanelScaleKind::E8M0: {
+      std::int64_t c8;
+      std::memcpy(&c8, p, 8);
+      const __m256i c = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(c8));
+      __m256i bits = _mm256_slli_epi32(c, 23);
+      bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x00400000), _mm256_cmpeq_epi32(c, _mm256_setzero_si256()));
+      bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x7FC00000), _mm256_cmpeq_epi32(c, _mm256_set1_epi32(255)));
+      v = _mm256_castsi256_ps(bits);
+      break;
+    }
+    case PanelScaleKind::F16: v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); break;
+    case PanelScaleKind::BF16:
+      v = _mm256_castsi256_ps(
+          _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+      break;
+    case PanelScaleKind::F32: v = _mm256_loadu_ps(reinterpret_cast<const float*>(p)); break;
+    default: v = _mm256_set1_ps(1.0f);
+  }
+  if (s.has_tensor_scale) v = _mm256_mul_ps(v, _mm256_set1_ps(s.tensor_scale));
+  return _mm256_mul_ps(v, _mm256_set1_ps(s.unit));
+}
+
+// Four int8 activations as four int16, repeated over the register.
+inline __m256i broadcast4_i16(const std::int8_t* p) {
+  std::int32_t t;
+  std::memcpy(&t, p, 4);
+  return _mm256_broadcastq_epi64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(t)));
+}
+
+// Sixteen-entry float table lookup: two eight-entry vpermps, bit 3 of the index picks.
+inline __m256 lookup16(__m256 lut0, __m256 lut1, __m256i idx) {
+  const __m256 l = _mm256_permutevar8x32_ps(lut0, idx), u = _mm256_permutevar8x32_ps(lut1, idx);
+  return _mm256_blendv_ps(l, u, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+}
+
+inline void store_lanes(float* y, __m256 v, int lanes) {
+  if (lanes >= 8) {
+    _mm256_storeu_ps(y, v);
+    return;
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, v);
+  std::memcpy(y, t, static_cast<std::size_t>(lanes) * sizeof(float));
+}
+
+// ---- integer kernel ----------------------------------------------------------------------
+template <int NR>
+inline void half_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int h, PanelOut out) {
+  const int rows = w.rows;
+  HalfLoader ld{rows, h, {}};
+  const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.ivalue)));
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const std::int8_t* q[NR];
+  for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
+  __m256 y[NR];
+  for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
+  for (std::int64_t g = 0; g < a.granules; ++g) {
+    const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
+    __m256i lo[NR], hi[NR];  // rows 0-3 and 4-7 of the half, two int32 partial sums per row
+    for (int n = 0; n < NR; ++n) lo[n] = hi[n] = _mm256_setzero_si256();
+    for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
+      __m256i wv[2];
+      if (w.bits == 4) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 4, 4)));
+        wv[0] = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low4));
+        wv[1] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+      } else {
+        for (int t = 0; t < 2; ++t)
+          wv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8 + t * rows * 4, 4)));
+      }
+      for (int t = 0; t < 2; ++t) {
+        const __m256i wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wv[t]));
+        const __m256i wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wv[t], 1));
+        for (int n = 0; n < NR; ++n) {
+          const __m256i xv = broadcast4_i16(q[n] + 8 * o + 4 * t);
+          lo[n] = _mm256_add_epi32(lo[n], _mm256_madd_epi16(wl, xv));
+          hi[n] = _mm256_add_epi32(hi[n], _mm256_madd_epi16(wh, xv));
+        }
+      }
+    }
+    const __m256 ws = panel_scales(w.scale, w.scales + (k0 / w.block) * rows * w.scale.bytes, ld);
+    for (int n = 0; n < NR; ++n) {
+      const __m256i dot = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[n], hi[n]), 0xD8);
+      const std::int64_t row = n0 + n;
+      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + k0 / a.act_block]));
+      y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
+    }
+  }
+  for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
+}
+
+// ---- float kernel ------------------------------------------------------------------------
+template <int NR>
+inline void half_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int h, PanelOut out) {
+  const int rows = w.rows;
+  HalfLoader ld{rows, h, {}};
+  const float* x[NR];
+  for (int n = 0; n < NR; ++n) x[n] = a.x + (n0 + n) * w.padded_cols;
+  __m256 lut0 = _mm256_setzero_ps(), lut1 = _mm256_setzero_ps();
+  if (w.bits == 4) {
+    lut0 = _mm256_loadu_ps(w.fvalue);
+    lut1 = _mm256_loadu_ps(w.fvalue + 8);
+  }
+  const __m256 unit = _mm256_set1_ps(w.code_unit);
+  const __m256i low4 = _mm256_set1_epi32(0xF), low8 = _mm256_set1_epi32(0xFF);
+  __m256 y[NR];
+  for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
+  for (std::int64_t k0 = 0; k0 < w.padded_cols; k0 += w.block) {
+    const std::int64_t k1 = std::min(k0 + w.block, w.padded_cols);
+    __m256 p[NR][4];
+    for (int n = 0; n < NR; ++n)
+      for (int t = 0; t < 4; ++t) p[n][t] = _mm256_setzero_ps();
+#define LOWBIT_PANEL_STEP(wv, k)                                                                   \
+  do {                                                                                               \
+    const __m256 w_ = (wv);                                                                          \
+    const std::int64_t k_ = (k);                                                                     \
+    for (int n = 0; n < NR; ++n) p[n][k_ & 3] = _mm256_fmadd_ps(w_, _mm256_set1_ps(x[n][k_]), p[n][k_ & 3]); \
+  } while (0)
+    for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
+      const std::int64_t k = o << 3;
+      if (w.bits == 4) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 4, 4)));
+        for (int j = 0; j < 4; ++j) LOWBIT_PANEL_STEP(lookup16(lut0, lut1, _mm256_and_si256(_mm256_srli_epi32(v, 8 * j), low4)), k + j);
+        for (int j = 0; j < 4; ++j) LOWBIT_PANEL_STEP(lookup16(lut0, lut1, _mm256_and_si256(_mm256_srli_epi32(v, 8 * j + 4), low4)), k + 4 + j);
+        continue;
+      }
+      for (int t = 0; t < 2; ++t) {
+        const __m256i v =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8 + t * rows * 4, 4)));
+        for (int j = 0; j < 4; ++j) {
+          __m256 wv;
+          if (w.identity8)
+            wv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * j), 24)), unit);
+          else
+            wv = _mm256_i32gather_ps(w.fvalue, _mm256_and_si256(_mm256_srli_epi32(v, 8 * j), low8), 4);
+          LOWBIT_PANEL_STEP(wv, k + 4 * t + j);
+        }
+      }
+    }
+#undef LOWBIT_PANEL_STEP
+    const __m256 ws = panel_scales(w.scale, w.scales + (k0 / w.block) * rows * w.scale.bytes, ld);
+    for (int n = 0; n < NR; ++n) {
+      const __m256 b = _mm256_add_ps(_mm256_add_ps(p[n][0], p[n][1]), _mm256_add_ps(p[n][2], p[n][3]));
+      y[n] = _mm256_fmadd_ps(b, ws, y[n]);
+    }
+  }
+  for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
+}
+
+template <template <int> class K, class Act>
+inline void run_halves(const PanelArgs& w, const Act& a, std::int64_t n0, int nr, PanelOut out) {
+  for (int h = 0; h * 8 < w.rows; ++h) {
+    std::int64_t m = n0;
+    PanelOut o = out;
+    int left = nr;
+    for (; left >= 2; left -= 2, m += 2, o.y += 2 * o.stride) K<2>::run(w, a, m, h, o);
+    if (left == 1) K<1>::run(w, a, m, h, o);
+  }
+}
+
+template <int NR>
+struct HalfInt {
+  static void run(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
+    half_int_nr<NR>(w, a, n0, h, o);
+  }
+};
+template <int NR>
+struct HalfFloat {
+  static void run(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int h, PanelOut o) {
+    half_float_nr<NR>(w, a, n0, h, o);
+  }
+};
+
+inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
+  run_halves<HalfInt>(w, a, n0, nr, out);
+}
+inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
+  run_halves<HalfFloat>(w, a, n0, nr, out);
+}
+
+LOWBIT_TARGET_END
+
+}  // namespace lowbit::kernels::avx2

@@ -1,0 +1,296 @@
+// The packed matmul (gemm/matmul.hpp, gemm/panel_matrix.hpp): every SIMD path equals the
+// scalar kernels bit for bit; all paths stay within the float accumulation bound of the
+// exact product of the dequantised operands (computed here in double with Eigen); the panel
+// layout holds exactly the packed codes and scales; odd shapes, tails, thread counts, row
+// ranges and bad arguments.
+#include <gtest/gtest.h>
+
+#include <Eigen/Dense>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lowbit/lowbit.hpp"
+#include "simd_test_support.hpp"
+
+namespace {
+
+using lowbit::MatrixRef;
+using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+std::vector<float> random_matrix(std::int64_t rows, std::int64_t cols, unsigned seed, float scale) {
+  std::mt19937 rng(seed);
+  std::student_t_distribution<float> t(4.0f);
+  std::vector<float> v(static_cast<std::size_t>(rows * cols));
+  for (auto& x : v) x = scale * t(rng);
+  return v;
+}
+
+RowMat to_eigen(const std::vector<float>& v, std::int64_t rows, std::int64_t cols) {
+  RowMat m(rows, cols);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) m(r, c) = v[static_cast<std::size_t>(r * cols + c)];
+  return m;
+}
+
+bool same_bits(float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b) || (std::isnan(a) && std::isnan(b)); }
+
+struct Case {
+  std::string weight, act;  // act empty: weight-only
+  std::int64_t n, m, k;
+};
+
+// Runs one case through every path, checks paths against scalar and all against the exact
+// double product of the dequantised operands. Returns whether the integer kernel ran.
+template <class F>
+void check_case(const F& f, const Case& c, const std::vector<float>& wv, const std::vector<float>& xv,
+                const std::vector<float>& bias, bool& integer) {
+  const auto pm = lowbit::PackedMatrix<F>::pack(f, MatrixRef<const float>::row_major(wv.data(), c.m, c.k));
+  const auto pw = lowbit::PanelMatrix<F>::from_packed(pm);
+  lowbit::MatmulOptions opt;
+  std::vector<float> xq = xv;
+  if (!c.act.empty()) {
+    opt.activation = lowbit::Quantizer(c.act);
+    opt.activation->fake_quant(MatrixRef<const float>::row_major(xv.data(), c.n, c.k),
+                               MatrixRef<float>::row_major(xq.data(), c.n, c.k));
+  }
+  const std::vector<float> wdq = pm.unpack();
+  const RowMat exact = to_eigen(xq, c.n, c.k) * to_eigen(wdq, c.m, c.k).transpose();
+  const RowMat mag = to_eigen(xq, c.n, c.k).cwiseAbs() * to_eigen(wdq, c.m, c.k).cwiseAbs().transpose();
+
+  auto run = [&](lowbit::SimdPath p) {
+    lowbit_test::PathGuard g;
+    lowbit::force_simd_path(p);
+    std::vector<float> y(static_cast<std::size_t>(c.n * c.m), -7.0f);
+    lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), c.n, c.k), pw, std::span<const float>(bias),
+                   MatrixRef<float>::row_major(y.data(), c.n, c.m), opt);
+    return y;
+  };
+  const std::vector<float> ys = run(lowbit::SimdPath::Scalar);
+  // Float accumulation: each output is a sum of k products (exact or rounded once) in float
+  // with partial sums, then a scaled multiply-add per block and the bias.
+  const double gamma = static_cast<double>(c.k + 8) * std::ldexp(1.0, -23);
+  for (std::int64_t i = 0; i < c.n; ++i)
+    for (std::int64_t j = 0; j < c.m; ++j) {
+      const double want = exact(i, j) + bias[static_cast<std::size_t>(j)];
+      const double got = ys[static_cast<std::size_t>(i * c.m + j)];
+      const double tol = gamma * (mag(i, j) + std::fabs(bias[static_cast<std::size_t>(j)])) + 1e-30;
+      ASSERT_NEAR(got, want, tol) << "scalar kernel, output (" << i << ", " << j << ")";
+    }
+  for (lowbit::SimdPath p : lowbit_test::simd_paths()) {
+    const std::vector<float> y = run(p);
+    for (std::size_t e = 0; e < y.size(); ++e)
+      ASSERT_TRUE(same_bits(y[e], ys[e])) << to_string(p) << " output " << e << ": " << y[e] << " vs scalar " << ys[e];
+  }
+  integer = lowbit::prepare_activations(MatrixRef<const float>::row_major(xv.data(), c.n, c.k), pw, opt).integer;
+}
+
+bool check_named(const Case& c, unsigned seed = 1) {
+  SCOPED_TRACE(c.weight + " x " + (c.act.empty() ? "float" : c.act) + " N=" + std::to_string(c.n) +
+               " M=" + std::to_string(c.m) + " K=" + std::to_string(c.k));
+  const auto xv = random_matrix(c.n, c.k, seed, 1.0f);
+  const auto wv = random_matrix(c.m, c.k, seed + 1, 0.05f);
+  const auto bias = random_matrix(1, c.m, seed + 2, 0.1f);
+  bool integer = false;
+  std::visit(
+      [&](const auto& f) {
+        using F = std::decay_t<decltype(f)>;
+        if constexpr (lowbit::is_block_format<F>) check_case(f, c, wv, xv, bias, integer);
+        else FAIL() << "not a block format";
+      },
+      lowbit::Quantizer(c.weight).format());
+  return integer;
+}
+
+const std::vector<std::string> kPanelWeights = {"mxfp4",        "nvfp4",     "int4_b32_fp16", "int8_b32_fp16",
+                                                "mxint8",       "bfp8_b16",  "bfp4_b32",      "nf4_b64",
+                                                "mxfp8_e4m3",   "mxfp8_e5m2", "int4_b32_e8m0", "int8_pc_fp32",
+                                                "int4_b128_bf16", "fp8_e4m3", "int8_b32_fp32"};
+
+TEST(PanelMatmul, EveryFormatWeightOnlyMatchesExactProductOnOddShapes) {
+  for (const auto& w : kPanelWeights)
+    for (auto [n, m, k] : {std::array<std::int64_t, 3>{1, 1, 1}, {3, 17, 100}, {2, 16, 32}, {8, 33, 257}, {17, 15, 64}})
+      EXPECT_FALSE(check_named({w, "", n, m, k}));
+}
+
+TEST(PanelMatmul, IntegerKernelRunsWhereBothFormatsAreIntegers) {
+  const std::vector<std::string> int_weights = {"mxfp4", "nvfp4", "int4_b32_fp16", "int8_b32_fp16", "mxint8",
+                                                "bfp8_b16", "bfp4_b32", "int8_pc_fp32", "int4_b128_bf16"};
+  for (const auto& w : int_weights)
+    for (const std::string a : {"int8_b32_fp16", "mxint8", "bfp8_b16", "mxfp4"})
+      for (auto [n, m, k] : {std::array<std::int64_t, 3>{1, 16, 64}, {3, 17, 100}, {8, 40, 256}, {17, 5, 7}}) {
+        const bool integer = check_named({w, a, n, m, k});
+        EXPECT_TRUE(integer) << w << " x " << a;
+      }
+}
+
+TEST(PanelMatmul, NonIntegerFormatsTakeTheFloatKernelWithQuantisedActivations) {
+  EXPECT_FALSE(check_named({"nf4_b64", "int8_b32_fp16", 3, 17, 100}));
+  EXPECT_FALSE(check_named({"mxfp8_e4m3", "mxint8", 2, 20, 64}));
+  EXPECT_FALSE(check_named({"mxfp4", "mxfp8_e4m3", 4, 16, 96}));
+  EXPECT_FALSE(check_named({"int4_b32_fp16", "fp8_e4m3_pt", 4, 16, 96}));
+}
+
+TEST(PanelMatmul, LongRowsAndManyActivationRows) {
+  EXPECT_TRUE(check_named({"mxfp4", "int8_b32_fp16", 9, 48, 1024}, 5));
+  EXPECT_TRUE(check_named({"mxint8", "mxint8", 6, 32, 2048}, 6));
+  EXPECT_FALSE(check_named({"int4_b32_fp16", "", 5, 32, 2048}, 7));
+}
+
+// Every int8 code, -128 included, against activations that reach -128 and +127: the integer
+// dot products must not saturate on any path.
+TEST(PanelMatmul, FullRangeInt8NeverSaturates) {
+  const auto f = lowbit::Quantizer("int8_b32_fp32").format();
+  const auto& fmt = std::get<lowbit::FixedPointFormat>(f);
+  const std::int64_t m = 18, k = 256, n = 3;
+  lowbit::QuantizedTensor qt;
+  qt.rows = m;
+  qt.cols = k;
+  qt.blocking = lowbit::Blocking::along(1, 32);
+  qt.codes.resize(static_cast<std::size_t>(m * k));
+  for (std::size_t i = 0; i < qt.codes.size(); ++i) qt.codes[i] = (i % 3 == 0) ? 0x80u : static_cast<std::uint32_t>((i * 37) & 0xFF);
+  qt.headers.resize(static_cast<std::size_t>(m * (k / 32)));
+  for (auto& h : qt.headers) h.scale = std::bit_cast<std::uint32_t>(0.5f);
+  const auto pm = lowbit::PackedMatrix<lowbit::FixedPointFormat>::pack(fmt, qt);
+  const auto pw = lowbit::PanelMatrix<lowbit::FixedPointFormat>::from_packed(pm);
+  // Activations in fixed8_f7 (two's complement, 1/128 steps): -128 and +127 codes.
+  std::vector<float> xv(static_cast<std::size_t>(n * k));
+  for (std::size_t i = 0; i < xv.size(); ++i) xv[i] = (i % 2 == 0) ? -1.0f : 0.9921875f;
+  lowbit::MatmulOptions opt;
+  opt.activation = lowbit::Quantizer("fixed8_f7");
+  const auto act = lowbit::prepare_activations(MatrixRef<const float>::row_major(xv.data(), n, k), pw, opt);
+  ASSERT_TRUE(act.integer);
+  EXPECT_EQ(*std::min_element(act.q.begin(), act.q.end()), -128);
+  const RowMat exact = to_eigen(xv, n, k) * to_eigen(pm.unpack(), m, k).transpose();
+  std::vector<float> ys;
+  for (lowbit::SimdPath p : [] { auto v = lowbit_test::simd_paths(); v.insert(v.begin(), lowbit::SimdPath::Scalar); return v; }()) {
+    lowbit_test::PathGuard g;
+    lowbit::force_simd_path(p);
+    std::vector<float> y(static_cast<std::size_t>(n * m));
+    lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y.data(), n, m), opt);
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = 0; j < m; ++j)
+        ASSERT_EQ(static_cast<double>(y[static_cast<std::size_t>(i * m + j)]), exact(i, j)) << to_string(p);  // small integers: exact
+    if (ys.empty()) ys = y;
+  }
+}
+
+TEST(PanelMatrix, HoldsExactlyThePackedCodesAndScales) {
+  for (const auto& name : kPanelWeights) {
+    SCOPED_TRACE(name);
+    const std::int64_t m = 37, k = 100;
+    const auto wv = random_matrix(m, k, 11, 0.3f);
+    std::visit(
+        [&](const auto& f) {
+          using F = std::decay_t<decltype(f)>;
+          if constexpr (lowbit::is_block_format<F>) {
+            const auto pm = lowbit::PackedMatrix<F>::pack(f, MatrixRef<const float>::row_major(wv.data(), m, k));
+            const auto pw = lowbit::PanelMatrix<F>::from_packed(pm);
+            EXPECT_EQ(pw.to_packed().serialize(), pm.serialize());
+            const auto a = pw.unpack(), b = pm.unpack();
+            ASSERT_EQ(a.size(), b.size());
+            EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+            // Memory: the payload is the format's bits over K rounded up to 8 columns, plus
+            // under one cache line per panel.
+            EXPECT_EQ(pw.payload_bits(), static_cast<std::uint64_t>(m) * (104u * static_cast<std::uint64_t>(f.element_bits()) +
+                                                                        static_cast<std::uint64_t>(pm.blocks_per_row()) * (f.has_scale() ? f.scale.bits() : 0)));
+            EXPECT_LT(pw.bytes() * 8, pw.payload_bits() + static_cast<std::uint64_t>(pw.panels()) * 512u);
+          }
+        },
+        lowbit::Quantizer(name).format());
+  }
+}
+
+TEST(PanelMatrix, IntegerElementClassification) {
+  auto integer = [](const std::string& name) {
+    bool r = false;
+    std::visit(
+        [&](const auto& f) {
+          using F = std::decay_t<decltype(f)>;
+          if constexpr (lowbit::is_block_format<F>) r = lowbit::detail::make_panel_code_map(f).integer;
+        },
+        lowbit::Quantizer(name).format());
+    return r;
+  };
+  EXPECT_TRUE(integer("mxfp4"));       // E2M1 values times 2 are -12..12
+  EXPECT_TRUE(integer("mxint8"));      // 1.6 fixed point
+  EXPECT_TRUE(integer("int4_b32_fp16"));
+  EXPECT_TRUE(integer("mxfp6_e2m3"));  // times 8: -60..60
+  EXPECT_FALSE(integer("mxfp6_e3m2")); // times 16 reaches 448
+  EXPECT_FALSE(integer("mxfp8_e4m3"));
+  EXPECT_FALSE(integer("nf4_b64"));
+}
+
+TEST(PanelMatmul, ThreadCountAndRowRangesGiveTheSameBits) {
+  const std::int64_t n = 5, m = 70, k = 200;
+  const auto xv = random_matrix(n, k, 21, 1.0f), wv = random_matrix(m, k, 22, 0.1f);
+  const auto pw = lowbit::pack_panels(lowbit::MXFP4{}, MatrixRef<const float>::row_major(wv.data(), m, k));
+  lowbit::MatmulOptions opt;
+  opt.activation = lowbit::Quantizer("int8_b32_fp16");
+  std::vector<float> y1(static_cast<std::size_t>(n * m)), y2 = y1, y3 = y1;
+  opt.threads = 1;
+  lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y1.data(), n, m), opt);
+  opt.threads = 7;
+  lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y2.data(), n, m), opt);
+  const auto act = lowbit::prepare_activations(MatrixRef<const float>::row_major(xv.data(), n, k), pw, opt);
+  const auto y3ref = MatrixRef<float>::row_major(y3.data(), n, m);
+  lowbit::matmul_rows(act, pw, {}, y3ref, 48, 70);
+  lowbit::matmul_rows(act, pw, {}, y3ref, 0, 16);
+  lowbit::matmul_rows(act, pw, {}, y3ref, 16, 48);
+  EXPECT_EQ(std::memcmp(y1.data(), y2.data(), y1.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(y1.data(), y3.data(), y1.size() * 4), 0);
+}
+
+TEST(PanelMatmul, BadArgumentsThrowLowbitError) {
+  const std::int64_t m = 20, k = 64;
+  const auto wv = random_matrix(m, k, 31, 0.1f);
+  const auto pw = lowbit::pack_panels(lowbit::MXFP4{}, MatrixRef<const float>::row_major(wv.data(), m, k));
+  std::vector<float> x(2 * 63), y(2 * m);
+  EXPECT_THROW(lowbit::matmul(MatrixRef<const float>::row_major(x.data(), 2, 63), pw, {}, MatrixRef<float>::row_major(y.data(), 2, m)),
+               lowbit::Error);
+  std::vector<float> x2(2 * k), b(3);
+  EXPECT_THROW(lowbit::matmul(MatrixRef<const float>::row_major(x2.data(), 2, k), pw, std::span<const float>(b),
+                              MatrixRef<float>::row_major(y.data(), 2, m)),
+               lowbit::Error);
+  const auto act = lowbit::prepare_activations(MatrixRef<const float>::row_major(x2.data(), 2, k), pw);
+  EXPECT_THROW(lowbit::matmul_rows(act, pw, {}, MatrixRef<float>::row_major(y.data(), 2, m), 8, 20), lowbit::Error);
+  EXPECT_THROW(lowbit::matmul_rows(act, pw, {}, MatrixRef<float>::row_major(y.data(), 2, m), 0, 21), lowbit::Error);
+  // Formats without a panel layout say so.
+  const auto bad = lowbit::Quantizer("uint4_b32_fp16");
+  const auto& f = std::get<lowbit::FixedPointFormat>(bad.format());
+  const auto pm = lowbit::PackedMatrix<lowbit::FixedPointFormat>::pack(f, MatrixRef<const float>::row_major(wv.data(), m, k));
+  EXPECT_THROW(lowbit::PanelMatrix<lowbit::FixedPointFormat>::from_packed(pm), lowbit::Error);
+}
+
+// The row-layout path for formats without panels: within the float bound of the exact product.
+TEST(PackedMatmul, AnyFormatThroughDecodedTiles) {
+  for (const std::string w : {"mxfp6_e3m2", "bfp6_b16", "uint4_b32_fp16", "mxint2", "fp16", "bl_w8_b16"})
+    for (const std::string a : {"", "mxint8"}) {
+      SCOPED_TRACE(w + " x " + a);
+      const std::int64_t n = 3, m = 70, k = 130;
+      const auto xv = random_matrix(n, k, 41, 1.0f), wv = random_matrix(m, k, 42, 0.05f), bias = random_matrix(1, m, 43, 0.1f);
+      const auto pm = lowbit::AnyPackedMatrix::pack(w, MatrixRef<const float>::row_major(wv.data(), m, k));
+      lowbit::MatmulOptions opt;
+      std::vector<float> xq = xv;
+      if (!a.empty()) {
+        opt.activation = lowbit::Quantizer(a);
+        opt.activation->fake_quant(MatrixRef<const float>::row_major(xv.data(), n, k), MatrixRef<float>::row_major(xq.data(), n, k));
+      }
+      std::vector<float> y(static_cast<std::size_t>(n * m));
+      std::visit([&](const auto& p) { lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), p, std::span<const float>(bias),
+                                                     MatrixRef<float>::row_major(y.data(), n, m), opt); },
+                 pm.matrix());
+      const RowMat exact = to_eigen(xq, n, k) * to_eigen(pm.unpack(), m, k).transpose();
+      const RowMat mag = to_eigen(xq, n, k).cwiseAbs() * to_eigen(pm.unpack(), m, k).cwiseAbs().transpose();
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < m; ++j)
+          ASSERT_NEAR(y[static_cast<std::size_t>(i * m + j)], exact(i, j) + bias[static_cast<std::size_t>(j)],
+                      (k + 8) * std::ldexp(1.0, -23) * (mag(i, j) + std::fabs(bias[static_cast<std::size_t>(j)])));
+    }
+}
+
+}  // namespace
