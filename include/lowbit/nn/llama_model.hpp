@@ -191,10 +191,14 @@ class LlamaModel {
       x += proj;
     }
     rmsnorm(x, rms_final_.data(), xb);
-    using Map = Eigen::Map<const RowMatrix>;
-    const RowMatrix out = xb * Map(classifier_.data(), c_.vocab_size, dim).transpose();
-    for (std::int64_t t = 0; t < n; ++t)
-      for (int j = 0; j < c_.vocab_size; ++j) logits(t, j) = out(t, j);
+    // One matrix-vector product per token (a matrix product would sum in another order
+    // for a batch than for one token).
+    const Eigen::Map<const RowMatrix> classifier(classifier_.data(), c_.vocab_size, dim);
+    Eigen::VectorXf out(c_.vocab_size);
+    for (std::int64_t t = 0; t < n; ++t) {
+      out.noalias() = classifier * xb.row(t).transpose();
+      for (int j = 0; j < c_.vocab_size; ++j) logits(t, j) = out(j);
+    }
   }
 
   std::vector<float> forward(int token, int pos) {
