@@ -37,6 +37,37 @@ class QuantLinear {
  public:
   QuantLinear() = default;
 
+  // The weight in a format given as a BlockFormat value (named `name` in reports).
+  template <class E>
+  static QuantLinear from_block_format(const BlockFormat<E>& f, std::string name, MatrixRef<const float> w,
+                                       std::span<const float> bias) {
+    w.validate("QuantLinear");
+    detail::require(bias.empty() || static_cast<std::int64_t>(bias.size()) == w.rows, "QuantLinear", "bias has ",
+                    bias.size(), " values for ", w.rows, " outputs");
+    QuantLinear l;
+    l.weight_name_ = std::move(name);
+    l.bias_.assign(bias.begin(), bias.end());
+    if (f.block_size != kPerTensor || !f.has_scale()) {
+      l.weight_ = PackedMatrix<BlockFormat<E>>::pack(f, w);
+      return l;
+    }
+    detail::require(!f.scale.zero_point && !f.needs_tensor_pass(), "QuantLinear", "format '", l.weight_name_,
+                    "': per-tensor scales with a zero point or a second-level scale are not supported for weights");
+    // The tensor scale exactly as quantize chooses it, then the scaled elements unscaled.
+    QuantOptions whole;
+    whole.blocking = Blocking::per_tensor();
+    const QuantizedTensor qt = quantize(f, w, whole);
+    const float s = qt.headers.empty() ? 1.0f : f.scale_value(qt.headers[0], qt.tensor);
+    const float div = s > 0.0f ? s : 1.0f;
+    std::vector<float> ws(static_cast<std::size_t>(w.rows * w.cols));
+    for (std::int64_t r = 0; r < w.rows; ++r)
+      for (std::int64_t c = 0; c < w.cols; ++c) ws[static_cast<std::size_t>(r * w.cols + c)] = s > 0.0f ? w(r, c) / div : 0.0f;
+    const BlockFormat<E> elements{f.element, kNoScale, 1};
+    l.weight_ = PackedMatrix<BlockFormat<E>>::pack(elements, MatrixRef<const float>::row_major(ws.data(), w.rows, w.cols));
+    l.output_scale_ = s > 0.0f ? s : 0.0f;
+    return l;
+  }
+
   // The weight in the format named `weight_format` (any name lowbit::Quantizer accepts that
   // has codes), blocks along the input dimension.
   static QuantLinear from_name(std::string_view weight_format, MatrixRef<const float> w, std::span<const float> bias = {}) {
@@ -121,36 +152,6 @@ class QuantLinear {
   // Every product of the layer goes through here (the packed reference matmul today).
   void product(MatrixRef<const float> x, std::span<const float> bias, MatrixRef<float> y, const MatmulOptions& opt) const {
     std::visit([&](const auto& w) { lowbit::matmul_reference(x, w, bias, y, opt); }, weight_);
-  }
-
-  template <class E>
-  static QuantLinear from_block_format(const BlockFormat<E>& f, std::string name, MatrixRef<const float> w,
-                                       std::span<const float> bias) {
-    w.validate("QuantLinear");
-    detail::require(bias.empty() || static_cast<std::int64_t>(bias.size()) == w.rows, "QuantLinear", "bias has ",
-                    bias.size(), " values for ", w.rows, " outputs");
-    QuantLinear l;
-    l.weight_name_ = std::move(name);
-    l.bias_.assign(bias.begin(), bias.end());
-    if (f.block_size != kPerTensor || !f.has_scale()) {
-      l.weight_ = PackedMatrix<BlockFormat<E>>::pack(f, w);
-      return l;
-    }
-    detail::require(!f.scale.zero_point && !f.needs_tensor_pass(), "QuantLinear", "format '", l.weight_name_,
-                    "': per-tensor scales with a zero point or a second-level scale are not supported for weights");
-    // The tensor scale exactly as quantize chooses it, then the scaled elements unscaled.
-    QuantOptions whole;
-    whole.blocking = Blocking::per_tensor();
-    const QuantizedTensor qt = quantize(f, w, whole);
-    const float s = qt.headers.empty() ? 1.0f : f.scale_value(qt.headers[0], qt.tensor);
-    const float div = s > 0.0f ? s : 1.0f;
-    std::vector<float> ws(static_cast<std::size_t>(w.rows * w.cols));
-    for (std::int64_t r = 0; r < w.rows; ++r)
-      for (std::int64_t c = 0; c < w.cols; ++c) ws[static_cast<std::size_t>(r * w.cols + c)] = s > 0.0f ? w(r, c) / div : 0.0f;
-    const BlockFormat<E> elements{f.element, kNoScale, 1};
-    l.weight_ = PackedMatrix<BlockFormat<E>>::pack(elements, MatrixRef<const float>::row_major(ws.data(), w.rows, w.cols));
-    l.output_scale_ = s > 0.0f ? s : 0.0f;
-    return l;
   }
 
   AnyPacked weight_{};
