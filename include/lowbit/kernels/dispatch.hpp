@@ -41,15 +41,22 @@ inline SimdPath parse_simd_path(std::string_view s) {
 #if defined(__x86_64__) || defined(__i386__)
 namespace detail {
 // F16C from CPUID leaf 1 (clang 14's __builtin_cpu_supports does not know "f16c").
+// CPUID is read once: under a hypervisor each CPUID traps and costs microseconds.
 inline bool cpu_has_f16c() {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
+  }();
+  return has;
 }
 // AVX512-VNNI (vpdpbusd) from CPUID leaf 7, sub-leaf 0, ECX bit 11: the packed matmul's
 // integer kernels use it on the AVX-512 path when present.
 inline bool cpu_has_avx512_vnni() {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  return __get_cpuid_count(7, 0, &a, &b, &c, &d) != 0 && (c & (1u << 11)) != 0;
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) != 0 && (c & (1u << 11)) != 0;
+  }();
+  return has;
 }
 }  // namespace detail
 #endif

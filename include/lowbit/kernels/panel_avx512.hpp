@@ -52,6 +52,8 @@ inline __m512 panel_scales(const PanelScale& s, const std::uint8_t* p, int rows)
   return _mm512_mul_ps(v, _mm512_set1_ps(s.unit));
 }
 
+inline constexpr int kPrefetchBytes = 1024;
+
 inline __m512i broadcast4(const std::int8_t* p) {
   std::int32_t v;
   std::memcpy(&v, p, 4);
@@ -88,6 +90,7 @@ inline void panel_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64
   } while (0)
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       const std::int64_t k = o << 3;
+      _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * w.bits + kPrefetchBytes), _MM_HINT_T0);
       if (w.bits == 4) {
         const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 4);
         for (int j = 0; j < 4; ++j)
@@ -155,6 +158,9 @@ inline void panel_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n
       for (int t = 0; t < A; ++t) acc[n][t] = _mm512_setzero_si512();
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       __m512i w0, w1;
+      // Weights stream from memory once: ask for them a few cache lines ahead.
+      _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * w.bits + kPrefetchBytes), _MM_HINT_T0);
+      if (w.bits == 8) _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * 8 + 64 + kPrefetchBytes), _MM_HINT_T0);
       if (w.bits == 4) {
         const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 4);
         w0 = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, low4));

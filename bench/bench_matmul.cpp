@@ -1,0 +1,188 @@
+// The packed matmul: Y[N x M] = X[N x K] * W^T for the panel formats in both modes, against
+// Eigen's fp32 GEMM and the machine's read bandwidth measured in the same run.
+//
+//   matmul/<format>/<mode>/M<m>K<k>/N<n>/<path>/<stream|cache>/threads:<t>
+//     mode   w (weight-only, float activations) or the activation format (weight + activation)
+//     stream cycles over enough copies of W to exceed the L3 (weights from DRAM); cache reuses one
+//   eigen_fp32/M<m>K<k>/N<n>/threads:<t>
+//   read/<dram|l3>/threads:<t>        bytes read per second by AVX-512 loads (the bandwidth roof)
+//
+// Counters: GFLOPs (2 N M K per call, as a rate) and weight_GBps (bytes of packed W per call).
+#include "bench_support.hpp"
+
+#include <Eigen/Core>
+#include <lowbit/kernels/target.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+using lowbit::MatrixRef;
+using lowbit::SimdPath;
+
+constexpr std::int64_t kStreamBytes = 96ll << 20;  // > 3x the 32 MiB L3
+
+struct Shape {
+  std::int64_t m, k;
+};
+
+const std::vector<float>& weights(std::int64_t n) {
+  static std::vector<float> w;
+  if (static_cast<std::int64_t>(w.size()) < n) w = std::vector<float>(lowbit_bench::input(n).begin(), lowbit_bench::input(n).begin() + n);
+  return w;
+}
+
+std::vector<float> activations(std::int64_t n, std::int64_t k) {
+  std::vector<float> x(static_cast<std::size_t>(n * k));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (auto& v : x) v = d(rng);
+  return x;
+}
+
+void set_counters(benchmark::State& st, std::int64_t n, Shape s, double weight_bytes) {
+  st.counters["GFLOPs"] = benchmark::Counter(2.0 * static_cast<double>(n * s.m * s.k) * static_cast<double>(st.iterations()) / 1e9,
+                                             benchmark::Counter::kIsRate);
+  st.counters["weight_GBps"] =
+      benchmark::Counter(weight_bytes * static_cast<double>(st.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+
+template <class F>
+void bench_panel(benchmark::State& st, const F& fmt, std::string act, Shape s, std::int64_t n, SimdPath path, bool stream,
+                 int threads) {
+  if (lowbit_bench::skip_unsupported(st, path)) return;
+  lowbit_bench::ForcedPath fp(path);
+  const auto& wv = weights(s.m * s.k);
+  const auto first = lowbit::PanelMatrix<F>::pack(fmt, MatrixRef<const float>::row_major(wv.data(), s.m, s.k));
+  const std::int64_t copies = stream ? std::max<std::int64_t>(1, (kStreamBytes + static_cast<std::int64_t>(first.bytes()) - 1) /
+                                                                     static_cast<std::int64_t>(first.bytes()))
+                                     : 1;
+  std::vector<lowbit::PanelMatrix<F>> ws(static_cast<std::size_t>(copies), first);
+  const auto xv = activations(n, s.k);
+  std::vector<float> y(static_cast<std::size_t>(n * s.m));
+  lowbit::MatmulOptions opt;
+  opt.threads = threads;
+  if (!act.empty()) opt.activation = lowbit::Quantizer(act);
+  std::size_t i = 0;
+  for (auto _ : st) {
+    lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, s.k), ws[i], {}, MatrixRef<float>::row_major(y.data(), n, s.m),
+                   opt);
+    benchmark::DoNotOptimize(y.data());
+    i = (i + 1) % ws.size();
+  }
+  set_counters(st, n, s, static_cast<double>(first.bytes()));
+}
+
+void bench_eigen(benchmark::State& st, Shape s, std::int64_t n, int threads) {
+  using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const auto& wv = weights(s.m * s.k);
+  const RowMat w = Eigen::Map<const RowMat>(wv.data(), s.m, s.k);
+  const auto xv = activations(n, s.k);
+  const RowMat x = Eigen::Map<const RowMat>(xv.data(), n, s.k);
+  RowMat y(n, s.m);
+  const std::int64_t chunk = (s.m + threads - 1) / threads;
+  for (auto _ : st) {
+    lowbit::parallel_for(threads, threads, threads, [&](std::int64_t t0, std::int64_t t1) {
+      for (std::int64_t t = t0; t < t1; ++t) {
+        const std::int64_t r0 = t * chunk, rows = std::min(chunk, s.m - r0);
+        y.middleCols(r0, rows).noalias() = x * w.middleRows(r0, rows).transpose();
+      }
+    });
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counters(st, n, s, static_cast<double>(s.m * s.k * 4));
+}
+
+LOWBIT_TARGET_AVX512_BEGIN
+std::uint64_t read_all(const std::uint8_t* p, std::int64_t bytes) {
+  __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+  for (std::int64_t i = 0; i + 256 <= bytes; i += 256) {
+    a = _mm512_xor_si512(a, _mm512_load_si512(p + i));
+    b = _mm512_xor_si512(b, _mm512_load_si512(p + i + 64));
+    c = _mm512_xor_si512(c, _mm512_load_si512(p + i + 128));
+    d = _mm512_xor_si512(d, _mm512_load_si512(p + i + 192));
+  }
+  return static_cast<std::uint64_t>(_mm512_reduce_add_epi64(_mm512_xor_si512(_mm512_xor_si512(a, b), _mm512_xor_si512(c, d))));
+}
+LOWBIT_TARGET_END
+
+void bench_read(benchmark::State& st, std::int64_t bytes, int threads) {
+  if (lowbit_bench::skip_unsupported(st, SimdPath::AVX512)) return;
+  std::unique_ptr<std::uint8_t[], void (*)(std::uint8_t*)> buf(
+      static_cast<std::uint8_t*>(::operator new(static_cast<std::size_t>(bytes), std::align_val_t{64})),
+      [](std::uint8_t* p) { ::operator delete(p, std::align_val_t{64}); });
+  std::memset(buf.get(), 1, static_cast<std::size_t>(bytes));
+  const std::int64_t per = bytes / threads / 256 * 256;
+  for (auto _ : st) {
+    lowbit::parallel_for(threads, threads, threads, [&](std::int64_t t0, std::int64_t t1) {
+      for (std::int64_t t = t0; t < t1; ++t) benchmark::DoNotOptimize(read_all(buf.get() + t * per, per));
+    });
+  }
+  st.SetBytesProcessed(st.iterations() * per * threads);
+}
+
+struct Entry {
+  const char* weight;
+  const char* act;  // paired activation format for the weight + activation mode
+};
+constexpr Entry kEntries[] = {{"mxfp4", "mxint8"},        {"int4_b32_fp16", "int8_b32_fp16"}, {"nvfp4", "int8_b32_fp16"},
+                              {"nf4_b64", "int8_b32_fp16"}, {"bfp4_b16", "bfp8_b16"},        {"mxint8", "mxint8"},
+                              {"int8_b32_fp16", "int8_b32_fp16"}, {"bfp8_b16", "bfp8_b16"},     {"mxfp8_e4m3", "mxfp8_e4m3"}};
+
+template <class F>
+void register_format(const F& f, const Entry& e) {
+  const Shape square{4096, 4096}, tall{14336, 4096};
+  auto reg = [&](std::string act, Shape s, std::int64_t n, SimdPath path, bool stream, int threads) {
+    const std::string name = std::string("matmul/") + e.weight + "/" + (act.empty() ? "w" : act) + "/M" + std::to_string(s.m) + "K" +
+                             std::to_string(s.k) + "/N" + std::to_string(n) + "/" + std::string(to_string(path)) + "/" +
+                             (stream ? "stream" : "cache") + "/threads:" + std::to_string(threads);
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { bench_panel(st, f, act, s, n, path, stream, threads); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  };
+  for (const std::string& act : {std::string(e.act), std::string()})
+    for (int t : {1, 2}) {
+      for (std::int64_t n : {1, 8, 32}) reg(act, square, n, SimdPath::AVX512, true, t);
+      reg(act, square, 1, SimdPath::AVX512, false, t);
+      for (std::int64_t n : {128, 512}) reg(act, square, n, SimdPath::AVX512, false, t);
+      reg(act, tall, 1, SimdPath::AVX512, true, t);
+      reg(act, tall, 512, SimdPath::AVX512, false, t);
+    }
+  reg(e.act, square, 1, SimdPath::AVX2, true, 1);
+  reg(e.act, square, 1, SimdPath::Scalar, false, 1);
+  reg("", square, 1, SimdPath::AVX2, true, 1);
+  reg("", square, 1, SimdPath::Scalar, false, 1);
+}
+
+const int kRegistered = [] {
+  for (const Entry& e : kEntries)
+    std::visit(
+        [&](const auto& f) {
+          using F = std::decay_t<decltype(f)>;
+          if constexpr (lowbit::is_block_format<F>) register_format(f, e);
+        },
+        lowbit::Quantizer(e.weight).format());
+  for (int t : {1, 2}) {
+    for (Shape s : {Shape{4096, 4096}, Shape{14336, 4096}})
+      for (std::int64_t n : {1, 8, 32, 128, 512}) {
+        const std::string name = "eigen_fp32/M" + std::to_string(s.m) + "K" + std::to_string(s.k) + "/N" + std::to_string(n) +
+                                 "/threads:" + std::to_string(t);
+        benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { bench_eigen(st, s, n, t); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+    benchmark::RegisterBenchmark(("read/dram/threads:" + std::to_string(t)).c_str(),
+                                 [=](benchmark::State& st) { bench_read(st, 512ll << 20, t); })
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("read/l3/threads:" + std::to_string(t)).c_str(),
+                                 [=](benchmark::State& st) { bench_read(st, 8ll << 20, t); })
+        ->UseRealTime();
+  }
+  return 0;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();
