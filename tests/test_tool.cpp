@@ -253,6 +253,17 @@ TEST(Tool, CompareJsonMatchesIndependentMetricsAndWeightsTheSummary) {
   EXPECT_EQ(j["summary"]["elements"].get<std::int64_t>(), 1024 + 768);
 }
 
+TEST(Tool, CompareGivesTheSameResultsOnAnyNumberOfThreads) {
+  const SmallModel m;
+  const std::string args = "compare " + m.path.string() + " --formats mxfp4,nf4_b64,bfp4_b16 --output json";
+  const ToolRun one = run_tool(args + " --threads 1"), three = run_tool(args + " --threads 3");
+  ASSERT_EQ(one.status, 0) << one.output;
+  ASSERT_EQ(three.status, 0) << three.output;
+  EXPECT_EQ(one.output, three.output);
+  const auto j = nlohmann::json::parse(three.output);
+  EXPECT_EQ(j["tensors"][2]["name"], "blk.0.attn_norm.weight");  // file order kept
+}
+
 TEST(Tool, CompareTablesMarkdownAndCsv) {
   const SmallModel m;
   const ToolRun csv = run_tool("compare " + m.path.string() + " --formats mxfp4,nvfp4 --output csv");

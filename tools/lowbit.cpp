@@ -21,7 +21,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -29,10 +31,12 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <unistd.h>
@@ -322,7 +326,8 @@ struct TensorResult {
 
 // Quantises one rows x cols tensor in one format and measures what it loses. An element is
 // saturated when it lies beyond the largest magnitude its block can hold (it was clipped).
-FormatResult measure(const lowbit::Quantizer& q, const std::vector<float>& x, std::int64_t rows, std::int64_t cols) {
+FormatResult measure(const lowbit::Quantizer& q, const std::vector<float>& x, std::int64_t rows, std::int64_t cols,
+                     const lowbit::QuantOptions& opt) {
   FormatResult r;
   const auto in = lowbit::MatrixRef<const float>::row_major(x.data(), rows, cols);
   std::vector<float> y(x.size());
@@ -335,7 +340,7 @@ FormatResult measure(const lowbit::Quantizer& q, const std::vector<float>& x, st
           const lowbit::Blocking b = grid.blocking();
           const std::int64_t block = b.kind == lowbit::Blocking::Kind::PerTensor ? rows * cols : b.block;
           r.bits = f.bits_per_element(block);
-          const lowbit::QuantizedTensor qt = lowbit::quantize(f, in);
+          const lowbit::QuantizedTensor qt = lowbit::quantize(f, in, opt);
           lowbit::dequantize(f, qt, out);
           r.saturated = 0;
           const double emax = f.element.max_value();
@@ -353,7 +358,7 @@ FormatResult measure(const lowbit::Quantizer& q, const std::vector<float>& x, st
           }
         } else {
           r.bits = q.info().bits_per_element;
-          q.fake_quant(in, out);
+          q.fake_quant(in, out, opt);
         }
       },
       q.format());
@@ -461,9 +466,11 @@ std::string svg_plot(const std::vector<std::string>& names, const std::vector<Fo
 
 struct CompareArgs {
   std::string file, formats, tensors, output = "table", plot;
+  int threads = 0;  // 0: all cores
 };
 
 int compare(const CompareArgs& a) {
+  const int threads = a.threads;
   const std::vector<std::string> names = split_list(a.formats);
   if (names.empty()) lowbit::detail::fail("--formats", "no format given");
   std::vector<lowbit::Quantizer> qs;
@@ -478,18 +485,58 @@ int compare(const CompareArgs& a) {
       total_bytes += static_cast<double>(src.tensors()[i].bytes);
     }
   if (chosen.empty()) lowbit::detail::fail(a.file, "no float tensor matches --tensors '", a.tensors, "'");
-  std::vector<TensorResult> results;
+  // Tensors run in parallel on up to `threads` workers (each splitting its tensor over the
+  // threads left), as long as the tensors in flight fit a memory budget: a worker waits
+  // while others hold it, so peak memory stays near the largest tensor times a few.
+  const int n_threads = threads > 0 ? threads : lowbit::num_threads();
+  const int workers = std::max(1, std::min<int>(n_threads, static_cast<int>(chosen.size())));
+  lowbit::QuantOptions opt;
+  opt.threads = std::max(1, n_threads / workers);
+  constexpr double kBudget = 512.0 * 1024 * 1024;  // bytes of float copies in flight
+  std::vector<TensorResult> results(chosen.size());
   Progress progress(chosen.size(), total_bytes);
-  for (std::size_t i : chosen) {
-    const SourceTensor& t = src.tensors()[i];
-    const auto [rows, cols] = matrix_of(t.shape);
-    const std::vector<float> x = src.read(i);
-    TensorResult tr{t.name, t.numel(), {}};
-    for (const auto& q : qs) tr.by_format.push_back(measure(q, x, rows, cols));
-    results.push_back(std::move(tr));
-    src.release(i);
-    progress.step(static_cast<double>(t.bytes));
-  }
+  std::atomic<std::size_t> next{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  double in_flight = 0;
+  std::exception_ptr error;
+  auto work = [&] {
+    while (true) {
+      const std::size_t k = next.fetch_add(1);
+      if (k >= chosen.size()) return;
+      const std::size_t i = chosen[k];
+      const SourceTensor& t = src.tensors()[i];
+      const double need = 16.0 * static_cast<double>(t.numel());  // input, output, codes, headers
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return error || in_flight == 0 || in_flight + need <= kBudget; });
+        if (error) return;
+        in_flight += need;
+      }
+      try {
+        const auto [rows, cols] = matrix_of(t.shape);
+        const std::vector<float> x = src.read(i);
+        TensorResult tr{t.name, t.numel(), {}};
+        for (const auto& q : qs) tr.by_format.push_back(measure(q, x, rows, cols, opt));
+        results[k] = std::move(tr);
+        src.release(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!error) error = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        in_flight -= need;
+        progress.step(static_cast<double>(t.bytes));
+      }
+      cv.notify_all();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int w = 1; w < workers; ++w) pool.emplace_back(work);
+  work();
+  for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
   // Summary over the model, weighted by element count.
   std::vector<FormatResult> summary(qs.size());
   std::int64_t total = 0;
@@ -721,7 +768,7 @@ int main(int argc, char** argv) {
 
   int threads = 0;
   auto add_threads = [&](CLI::App* c) {
-    c->add_option("--threads", threads, "threads quantising each tensor (default: all cores)")->check(CLI::NonNegativeNumber);
+    c->add_option("--threads", threads, "threads to use (default: all cores); compare runs tensors in parallel")->check(CLI::NonNegativeNumber);
   };
 
   std::string inspect_file;
@@ -758,7 +805,10 @@ int main(int argc, char** argv) {
     if (threads > 0) lowbit::set_num_threads(threads);
     if (formats->parsed()) return list_formats(csv);
     if (ic->parsed()) return inspect(inspect_file);
-    if (cc->parsed()) return compare(ca);
+    if (cc->parsed()) {
+      ca.threads = threads;
+      return compare(ca);
+    }
     if (zc->parsed()) return quantize_file(za);
     if (info->parsed()) {
       std::printf("simd path: %s (best on this CPU: %s; set LOWBIT_SIMD=scalar|avx2|avx512 to force)\nthreads: %d\n",
