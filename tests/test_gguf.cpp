@@ -284,6 +284,8 @@ TEST(Gguf, MalformedFilesGiveOneClearErrorEach) {
   const std::vector<Case> cases = {
       {"magic", bad_magic.b, "not a GGUF file (bad magic)"},
       {"version", v1.b, "unsupported GGUF version 1"},
+      {"future version", [] { Bytes x = header(0, 0); x.b[4] = std::byte{4}; return x.b; }(), "unsupported GGUF version 4"},
+      {"element type", kv_file([](Bytes& x) { x.u(9, 4).u(13, 4).u(0, 8); }), "key 'k' has invalid array element type 13"},
       {"kv count", header(0, std::uint64_t{1} << 60).b, "metadata entries cannot fit"},
       {"tensor count", header(std::uint64_t{1} << 60, 0).b, "tensor infos cannot fit"},
       {"value type", kv_file([](Bytes& x) { x.u(13, 4); }), "key 'k' has invalid value type 13"},

@@ -170,6 +170,8 @@ struct BadCase {
 
 TEST(Safetensors, MalformedFilesGiveOneClearErrorEach) {
   const std::string ok_entry = R"("w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]})";
+  std::string rank65 = "1";
+  for (int i = 1; i < 65; ++i) rank65 += ",1";
   const std::vector<BadCase> cases = {
       {"short", bytes_of("abc"), "shorter than the 8-byte header length"},
       {"huge header", raw_file("{}", 0, std::int64_t{1} << 40), "exceeds the limit"},
@@ -190,6 +192,15 @@ TEST(Safetensors, MalformedFilesGiveOneClearErrorEach) {
        "shape [2, 2] of F32 needs 16 bytes but data_offsets span 12"},
       {"overflow", raw_file(R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 0]}})", 0),
        "overflows"},
+      {"metadata object", raw_file(R"({"__metadata__": [1]})", 0), "__metadata__ must be an object of strings"},
+      {"dtype type", raw_file(R"({"w": {"dtype": 4, "shape": [1], "data_offsets": [0, 4]}})", 4), "tensor 'w': dtype is not a string"},
+      {"shape type", raw_file(R"({"w": {"dtype": "F32", "shape": 4, "data_offsets": [0, 4]}})", 4), "tensor 'w': shape is not an array"},
+      {"rank", raw_file(R"({"w": {"dtype": "F32", "shape": [)" + rank65 + R"(], "data_offsets": [0, 4]}})", 4),
+       "more than 64 dimensions"},
+      {"huge dimension", raw_file(R"({"w": {"dtype": "F32", "shape": [9223372036854775808], "data_offsets": [0, 4]}})", 4),
+       "dimension 9223372036854775808 is too large"},
+      {"fractional", raw_file(R"({"w": {"dtype": "F32", "shape": [1.5], "data_offsets": [0, 4]}})", 4),
+       "a dimension must be a non-negative integer, got 1.5"},
       {"overlap", raw_file(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
                               "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})", 12),
        "tensors 'a' and 'b' overlap"},
@@ -207,6 +218,23 @@ TEST(Safetensors, MalformedFilesGiveOneClearErrorEach) {
 
 TEST(Safetensors, MissingAndEmptyFilesNameThePath) {
   const fs::path dir = temp_dir("missing");
+  try {
+    st::File::open(dir);
+    FAIL();
+  } catch (const lowbit::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  }
+  // A directory with several files and no index is ambiguous.
+  std::ofstream(dir / "a.safetensors").close();
+  std::ofstream(dir / "b.safetensors").close();
+  try {
+    st::Model::open(dir);
+    FAIL();
+  } catch (const lowbit::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("several .safetensors files and no *.index.json"), std::string::npos) << e.what();
+  }
+  fs::remove(dir / "a.safetensors");
+  fs::remove(dir / "b.safetensors");
   try {
     st::File::open(dir / "nope.safetensors");
     FAIL();
