@@ -347,6 +347,7 @@ TEST(Tool, QuantizeToGgufWritesGgmlBlocksOfLowbitsValues) {
   EXPECT_EQ(g.tensors()[0].ne, (std::vector<std::uint64_t>{64, 16}));
   ASSERT_NE(g.find("general.quantization_version"), nullptr);
   EXPECT_EQ(g.find("safetensors.format")->s, "pt");
+  EXPECT_EQ(g.find("general.file_type")->u, 7u);  // LLAMA_FTYPE_MOSTLY_Q8_0
   std::vector<float> want(m.q.size());
   lowbit::Quantizer("int8_b32_fp16").fake_quant(lowbit::MatrixRef<const float>::row_major(m.q.data(), 16, 64),
                                                 lowbit::MatrixRef<float>::row_major(want.data(), 16, 64));
@@ -363,7 +364,9 @@ TEST(Tool, QuantizeToGgufWritesGgmlBlocksOfLowbitsValues) {
     std::memcpy(f16.data() + 2 * i, &h, 2);
     q16[i] = static_cast<float>(lowbit::FP16::decode(h));
   }
-  const auto src = lowbit::gguf::serialize({{"general.architecture", Value::of_string("llama")}, {"llama.block_count", Value::of_u32(1)}},
+  const auto src = lowbit::gguf::serialize({{"general.architecture", Value::of_string("llama")},
+                                            {"general.file_type", Value::of_u32(1)},
+                                            {"llama.block_count", Value::of_u32(1)}},
                                            {{{"blk.0.attn_q.weight", {64, 16}, 1}, f16}});
   const fs::path in = temp_file("src.gguf"), out2 = temp_file("mx.gguf");
   std::ofstream(in, std::ios::binary).write(reinterpret_cast<const char*>(src.data()), static_cast<std::streamsize>(src.size()));
@@ -373,6 +376,8 @@ TEST(Tool, QuantizeToGgufWritesGgmlBlocksOfLowbitsValues) {
   EXPECT_EQ(g2.find("general.architecture")->s, "llama");
   EXPECT_EQ(g2.find("llama.block_count")->u, 1u);
   EXPECT_EQ(g2.find("lowbit.format")->s, "mxfp4");
+  EXPECT_EQ(g2.find("general.file_type")->u, 38u);  // updated from MOSTLY_F16 to MOSTLY_MXFP4_MOE
+  EXPECT_EQ(g2.metadata().size(), 5u);              // three copied, two added
   EXPECT_EQ(g2.tensors()[0].type, 39u);
   lowbit::Quantizer("mxfp4").fake_quant(lowbit::MatrixRef<const float>::row_major(q16.data(), 16, 64),
                                         lowbit::MatrixRef<float>::row_major(want.data(), 16, 64));

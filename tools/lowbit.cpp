@@ -666,6 +666,12 @@ int quantize_file(const QuantizeArgs& a) {
       md.push_back({k, std::move(v)});
     };
     set("general.quantization_version", gguf::Value::of_u32(2));
+    // The file type llama.cpp's own quantiser records for these (llama_ftype in llama.h).
+    const std::uint32_t ftype = *gtype == lowbit::ggml::Type::Q8_0   ? 7
+                                : *gtype == lowbit::ggml::Type::Q4_0 ? 2
+                                : *gtype == lowbit::ggml::Type::Q4_1 ? 3
+                                                                     : 38;  // MOSTLY_MXFP4_MOE
+    set("general.file_type", gguf::Value::of_u32(ftype));
     set("lowbit.format", gguf::Value::of_string(q.name()));
     std::vector<gguf::TensorSpec> specs;
     for (std::size_t i = 0; i < src.tensors().size(); ++i) {
