@@ -226,7 +226,7 @@ void matmul(MatrixRef<const float> x, const PanelMatrix<WF>& w, std::span<const 
 }
 
 // Y = X * W^T + bias with W in the row layout, any format: 64-row tiles of W decoded to float
-// and multiplied with Eigen (float accumulation).
+// and multiplied with Eigen (float accumulation, batch-invariant).
 template <class F>
 void matmul(MatrixRef<const float> x, const PackedMatrix<F>& w, std::span<const float> bias, MatrixRef<float> y,
             const MatmulOptions& opt = {}) {
@@ -254,7 +254,10 @@ void matmul(MatrixRef<const float> x, const PackedMatrix<F>& w, std::span<const 
     for (std::int64_t t = t0; t < t1; ++t) {
       const std::int64_t r0 = t * T, rows = std::min(T, m - r0);
       for (std::int64_t r = 0; r < rows; ++r) dec.decode(r0 + r, wt.row(r).data());
-      yt.leftCols(rows).noalias() = xa * wt.topRows(rows).transpose();
+      // One matrix-vector product per activation row: the same summation order whatever N
+      // is, so a batch gives the bits of its rows computed one at a time.
+      for (std::int64_t i = 0; i < n; ++i)
+        yt.row(i).head(rows).noalias() = (wt.topRows(rows) * xa.row(i).transpose()).transpose();
       for (std::int64_t i = 0; i < n; ++i)
         for (std::int64_t r = 0; r < rows; ++r)
           y(i, r0 + r) = bias.empty() ? yt(i, r) : yt(i, r) + bias[static_cast<std::size_t>(r0 + r)];

@@ -25,7 +25,8 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_ref.hpp"
-#include "lowbit/gemm/matmul_reference.hpp"
+#include "lowbit/gemm/matmul.hpp"
+#include "lowbit/gemm/panel_matrix.hpp"
 #include "lowbit/pack/any_packed_matrix.hpp"
 #include "lowbit/pack/packed_matrix.hpp"
 #include "lowbit/quant/fake_quant.hpp"
@@ -49,6 +50,7 @@ class QuantLinear {
     l.bias_.assign(bias.begin(), bias.end());
     if (f.block_size != kPerTensor || !f.has_scale()) {
       l.weight_ = PackedMatrix<BlockFormat<E>>::pack(f, w);
+      l.make_panels();
       return l;
     }
     detail::require(!f.scale.zero_point && !f.needs_tensor_pass(), "QuantLinear", "format '", l.weight_name_,
@@ -65,6 +67,7 @@ class QuantLinear {
     const BlockFormat<E> elements{f.element, kNoScale, 1};
     l.weight_ = PackedMatrix<BlockFormat<E>>::pack(elements, MatrixRef<const float>::row_major(ws.data(), w.rows, w.cols));
     l.output_scale_ = s > 0.0f ? s : 0.0f;
+    l.make_panels();
     return l;
   }
 
@@ -149,12 +152,35 @@ class QuantLinear {
   }
 
  private:
-  // Every product of the layer goes through here (the packed reference matmul today).
+  // Every product of the layer goes through here: the panel kernels where the format has a
+  // panel layout, the decoded-tile path of the packed matmul otherwise.
   void product(MatrixRef<const float> x, std::span<const float> bias, MatrixRef<float> y, const MatmulOptions& opt) const {
-    std::visit([&](const auto& w) { lowbit::matmul_reference(x, w, bias, y, opt); }, weight_);
+    if (panels_.index() != 0) {
+      std::visit(
+          [&](const auto& w) {
+            if constexpr (!std::is_same_v<std::decay_t<decltype(w)>, std::monostate>) lowbit::matmul(x, w, bias, y, opt);
+          },
+          panels_);
+      return;
+    }
+    std::visit([&](const auto& w) { lowbit::matmul(x, w, bias, y, opt); }, weight_);
+  }
+
+  // The kernels' layout of the weight, when the format has one (the packed copy stays for
+  // reports and unpacking).
+  void make_panels() {
+    std::visit(
+        [&](const auto& w) {
+          using F = typename std::decay_t<decltype(w)>::format_type;
+          if (PanelMatrix<F>::supports(w.format(), w.block(), w.cols())) panels_ = PanelMatrix<F>::from_packed(w);
+        },
+        weight_);
   }
 
   AnyPacked weight_{};
+  std::variant<std::monostate, PanelMatrix<MinifloatFormat>, PanelMatrix<FixedPointFormat>, PanelMatrix<CodebookFormat>,
+               PanelMatrix<LogFormat>>
+      panels_{};
   std::string weight_name_;
   std::vector<float> bias_;
   std::optional<float> output_scale_;  // per-tensor weight formats only
