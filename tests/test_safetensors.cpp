@@ -375,6 +375,32 @@ TEST(PackedSafetensors, PackedTensorsLoadBackWithoutRepackingAndOthersStayFloat)
   fs::remove_all(dir);
 }
 
+TEST(PackedSafetensors, EveryStandardFormatWithCodesRoundTrips) {
+  const std::vector<float> w = normal(5 * 70, 9);
+  const auto in = lowbit::MatrixRef<const float>::row_major(w.data(), 5, 70);
+  std::size_t packed_formats = 0;
+  for (const std::string& f : lowbit::standard_format_names()) {
+    const lowbit::Quantizer q(f);
+    if (!q.info().has_codes) continue;
+    const std::vector<lowbit::packed::TensorPlan> plans{{"w", {5, 70}, f, {}}};
+    if (q.info().block_size == lowbit::kPerTensor) {  // one scale per tensor: not row-packable
+      EXPECT_THROW(lowbit::packed::plan_file(plans), lowbit::Error) << f;
+      continue;
+    }
+    const auto [specs, meta] = lowbit::packed::plan_file(plans);
+    const auto bytes = lowbit::AnyPackedMatrix::pack(q, in).serialize();
+    ASSERT_EQ(specs[0].bytes(), bytes.size()) << f;  // the size planned before packing
+    const auto pf = lowbit::packed::PackedFile::from_bytes(st::serialize({{specs[0], bytes}}, meta));
+    std::vector<float> want(w.size());
+    q.fake_quant(in, lowbit::MatrixRef<float>::row_major(want.data(), 5, 70));
+    const std::vector<float> got = pf.load("w").unpack();
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << f;
+    ++packed_formats;
+  }
+  EXPECT_GE(packed_formats, 30u);
+}
+
 TEST(PackedSafetensors, CorruptOrMislabelledPackedTensorsAreRefused) {
   const std::vector<float> w = normal(4 * 64, 5);
   const auto m = lowbit::AnyPackedMatrix::pack("mxfp4", lowbit::MatrixRef<const float>::row_major(w.data(), 4, 64));
