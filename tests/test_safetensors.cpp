@@ -151,6 +151,25 @@ TEST(Safetensors, WrittenFilesReadBackOnDiskWithMetadataAndLayout) {
   fs::remove_all(dir);
 }
 
+TEST(Safetensors, WriterLeavesNoFileUnlessFinished) {
+  const fs::path dir = temp_dir("partial");
+  {
+    st::Writer w(dir / "x.safetensors", {{"a", st::Dtype::F32, {2}}, {"b", st::Dtype::F32, {1}}});
+    w.write(std::vector<std::byte>(8));
+  }  // abandoned
+  EXPECT_TRUE(fs::is_empty(dir));
+  EXPECT_THROW(st::Writer(dir / "y.safetensors", {{"a", st::Dtype::F32, {-1}}}), lowbit::Error);
+  EXPECT_TRUE(fs::is_empty(dir));
+  {
+    st::Writer w(dir / "z.safetensors", {{"a", st::Dtype::F32, {1}}});
+    w.write(std::vector<std::byte>(4));
+    w.finish();
+  }
+  EXPECT_TRUE(fs::exists(dir / "z.safetensors"));
+  EXPECT_FALSE(fs::exists(dir / "z.safetensors.partial"));
+  fs::remove_all(dir);
+}
+
 TEST(Safetensors, WriterRefusesWrongSizesAndMissingTensors) {
   const fs::path dir = temp_dir("werr");
   st::Writer w(dir / "x.safetensors", {{"a", st::Dtype::F32, {2}}, {"b", st::Dtype::F32, {1}}});
@@ -159,6 +178,9 @@ TEST(Safetensors, WriterRefusesWrongSizesAndMissingTensors) {
   w.write(std::vector<std::byte>(8));
   EXPECT_THROW(w.finish(), lowbit::Error);
   EXPECT_THROW(st::make_header({{"a", st::Dtype::F32, {1}}, {"a", st::Dtype::F32, {1}}}, {}), lowbit::Error);
+  // Nothing at the path until finish(): an unfinished file is removed, a bad plan creates none.
+  EXPECT_FALSE(fs::exists(dir / "x.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "x.safetensors.partial"));
   fs::remove_all(dir);
 }
 

@@ -530,13 +530,22 @@ inline std::uint32_t alignment_of(const std::vector<KeyValue>& metadata) {
 }
 
 // Writes tensor by tensor: header from the specs first, then write() once per tensor in order.
+// The bytes go to PATH.partial, renamed to PATH by finish(): a run that fails part way leaves
+// no file that looks complete.
 class Writer {
  public:
   Writer(const std::filesystem::path& path, std::vector<KeyValue> metadata, std::vector<TensorSpec> specs)
-      : path_(path.string()), specs_(std::move(specs)), out_(path, std::ios::binary | std::ios::trunc) {
-    if (!out_) lowbit::detail::fail(path_, "cannot open for writing");
+      : path_(path.string()), partial_(path_ + ".partial"), specs_(std::move(specs)) {
     alignment_ = alignment_of(metadata);
-    put(make_header(metadata, specs_, alignment_));
+    open(make_header(metadata, specs_, alignment_));  // everything is checked before a file exists
+  }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+  ~Writer() {
+    if (done_) return;
+    out_.close();
+    std::error_code ec;
+    std::filesystem::remove(partial_, ec);
   }
 
   void write(std::span<const std::byte> bytes) {
@@ -553,17 +562,34 @@ class Writer {
     lowbit::detail::require(next_ == specs_.size(), path_, "only ", next_, " of ", specs_.size(), " tensors written");
     out_.close();
     if (!out_) lowbit::detail::fail(path_, "write error");
+    std::error_code ec;
+    std::filesystem::rename(partial_, path_, ec);
+    if (ec) lowbit::detail::fail(path_, "cannot rename ", partial_, " to it: ", ec.message());
+    done_ = true;
   }
 
  private:
+  void open(const std::vector<std::byte>& header) {
+    out_.open(partial_, std::ios::binary | std::ios::trunc);
+    if (!out_) lowbit::detail::fail(path_, "cannot open ", partial_, " for writing");
+    try {
+      put(header);
+    } catch (...) {
+      out_.close();
+      std::error_code ec;
+      std::filesystem::remove(partial_, ec);
+      throw;
+    }
+  }
   void put(std::span<const std::byte> b) {
     out_.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
     if (!out_) lowbit::detail::fail(path_, "write error");
   }
 
-  std::string path_;
+  std::string path_, partial_;
   std::vector<TensorSpec> specs_;
   std::ofstream out_;
+  bool done_ = false;
   std::uint32_t alignment_ = kDefaultAlignment;
   std::size_t next_ = 0;
 };

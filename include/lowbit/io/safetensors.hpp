@@ -396,14 +396,22 @@ inline std::vector<std::byte> make_header(const std::vector<TensorSpec>& specs,
 
 // Writes a file tensor by tensor, so no more than one tensor need be in memory: the header
 // is written from the specs first, then write() is called once per tensor, in order.
+// The bytes go to PATH.partial, renamed to PATH by finish(): a run that fails part way leaves
+// no file that looks complete.
 class Writer {
  public:
   Writer(const std::filesystem::path& path, std::vector<TensorSpec> specs,
          const std::map<std::string, std::string>& metadata = {})
-      : path_(path.string()), specs_(std::move(specs)), out_(path, std::ios::binary | std::ios::trunc) {
-    if (!out_) lowbit::detail::fail(path_, "cannot open for writing");
-    const std::vector<std::byte> h = make_header(specs_, metadata);
-    put(h);
+      : path_(path.string()), partial_(path_ + ".partial"), specs_(std::move(specs)) {
+    open(make_header(specs_, metadata));  // everything is checked before a file exists
+  }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+  ~Writer() {
+    if (done_) return;
+    out_.close();
+    std::error_code ec;
+    std::filesystem::remove(partial_, ec);
   }
 
   const std::vector<TensorSpec>& specs() const { return specs_; }
@@ -423,17 +431,34 @@ class Writer {
     lowbit::detail::require(next_ == specs_.size(), path_, "only ", next_, " of ", specs_.size(), " tensors written");
     out_.close();
     if (!out_) lowbit::detail::fail(path_, "write error");
+    std::error_code ec;
+    std::filesystem::rename(partial_, path_, ec);
+    if (ec) lowbit::detail::fail(path_, "cannot rename ", partial_, " to it: ", ec.message());
+    done_ = true;
   }
 
  private:
+  void open(const std::vector<std::byte>& header) {
+    out_.open(partial_, std::ios::binary | std::ios::trunc);
+    if (!out_) lowbit::detail::fail(path_, "cannot open ", partial_, " for writing");
+    try {
+      put(header);
+    } catch (...) {
+      out_.close();
+      std::error_code ec;
+      std::filesystem::remove(partial_, ec);
+      throw;
+    }
+  }
   void put(std::span<const std::byte> b) {
     out_.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
     if (!out_) lowbit::detail::fail(path_, "write error");
   }
 
-  std::string path_;
+  std::string path_, partial_;
   std::vector<TensorSpec> specs_;
   std::ofstream out_;
+  bool done_ = false;
   std::size_t next_ = 0;
 };
 
