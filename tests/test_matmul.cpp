@@ -15,27 +15,15 @@
 #include <vector>
 
 #include "lowbit/lowbit.hpp"
+#include "matmul_test_support.hpp"
 #include "simd_test_support.hpp"
 
 namespace {
 
 using lowbit::MatrixRef;
-using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-std::vector<float> random_matrix(std::int64_t rows, std::int64_t cols, unsigned seed, float scale) {
-  std::mt19937 rng(seed);
-  std::student_t_distribution<float> t(4.0f);
-  std::vector<float> v(static_cast<std::size_t>(rows * cols));
-  for (auto& x : v) x = scale * t(rng);
-  return v;
-}
-
-RowMat to_eigen(const std::vector<float>& v, std::int64_t rows, std::int64_t cols) {
-  RowMat m(rows, cols);
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t c = 0; c < cols; ++c) m(r, c) = v[static_cast<std::size_t>(r * cols + c)];
-  return m;
-}
+using lowbit_test::random_matrix;
+using lowbit_test::RowMat;
+using lowbit_test::to_eigen;
 
 bool same_bits(float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b) || (std::isnan(a) && std::isnan(b)); }
 

@@ -81,13 +81,8 @@ bool prepare_int_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w,
           const PanelCodeMap map = make_panel_code_map(f);
           if (!map.integer) return false;
           const std::int64_t k = x.cols, kp = w.padded_cols();
-          QuantOptions qo;
-          qo.rounding = opt.activation_rounding;
-          qo.seed = opt.seed;
-          qo.threads = opt.threads;
-          qo.blocking = Blocking::along(1);
           QuantizedTensor qt;
-          quantize_into(f, x, qt, qo);
+          quantize_into(f, x, qt, activation_quant_options(opt));
           const std::int64_t bx_raw = f.has_scale() ? qt.blocking.block : k;
           const std::int64_t bx = (bx_raw <= 0 || bx_raw >= k) ? kp : bx_raw;
           const std::int64_t bw = w.block();
@@ -144,12 +139,7 @@ PanelActivations prepare_activations(MatrixRef<const float> x, const PanelMatrix
   MatrixRef<const float> src = x;
   if (opt.activation) {
     fq.resize(static_cast<std::size_t>(x.rows * k));
-    QuantOptions qo;
-    qo.rounding = opt.activation_rounding;
-    qo.seed = opt.seed;
-    qo.threads = opt.threads;
-    qo.blocking = Blocking::along(1);
-    opt.activation->fake_quant(x, MatrixRef<float>::row_major(fq.data(), x.rows, k), qo);
+    opt.activation->fake_quant(x, MatrixRef<float>::row_major(fq.data(), x.rows, k), detail::activation_quant_options(opt));
     src = MatrixRef<const float>::row_major(fq.data(), x.rows, k);
   }
   for (std::int64_t r = 0; r < x.rows; ++r)
@@ -235,12 +225,7 @@ void matmul(MatrixRef<const float> x, const PackedMatrix<F>& w, std::span<const 
   using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   RowMat xa(n, k);
   if (opt.activation) {
-    QuantOptions qo;
-    qo.rounding = opt.activation_rounding;
-    qo.seed = opt.seed;
-    qo.threads = opt.threads;
-    qo.blocking = Blocking::along(1);
-    opt.activation->fake_quant(x, MatrixRef<float>::row_major(xa.data(), n, k), qo);
+    opt.activation->fake_quant(x, MatrixRef<float>::row_major(xa.data(), n, k), detail::activation_quant_options(opt));
   } else {
     for (std::int64_t r = 0; r < n; ++r)
       for (std::int64_t c = 0; c < k; ++c) xa(r, c) = x(r, c);

@@ -45,6 +45,16 @@ inline void check_matmul_shapes(MatrixRef<const float> x, std::int64_t m, std::i
           " values, expected ", m, " (one per output) or none");
 }
 
+// How every matmul path quantises X: blocks along K, the options' rounding, seed and threads.
+inline QuantOptions activation_quant_options(const MatmulOptions& opt) {
+  QuantOptions q;
+  q.rounding = opt.activation_rounding;
+  q.seed = opt.seed;
+  q.threads = opt.threads;
+  q.blocking = Blocking::along(1);
+  return q;
+}
+
 }  // namespace detail
 
 // Y = X * W^T + bias on the reference path (see the top of this file).
@@ -57,12 +67,7 @@ void matmul_reference(MatrixRef<const float> x, const PackedMatrix<F>& w, std::s
   std::vector<float> xa(static_cast<std::size_t>(n * k));
   const auto xa_ref = MatrixRef<float>::row_major(xa.data(), n, k);
   if (opt.activation) {
-    QuantOptions q;
-    q.rounding = opt.activation_rounding;
-    q.seed = opt.seed;
-    q.threads = opt.threads;
-    q.blocking = Blocking::along(1);
-    opt.activation->fake_quant(x, xa_ref, q);
+    opt.activation->fake_quant(x, xa_ref, detail::activation_quant_options(opt));
   } else {
     for (std::int64_t r = 0; r < n; ++r)
       for (std::int64_t c = 0; c < k; ++c) xa_ref(r, c) = x(r, c);
