@@ -8,6 +8,10 @@
 // format without a scale, and the one tensor scale s applied to the output. The elements are
 // the ones fake_quant produces; only the product's rounding differs (s * sum vs sum of s * w).
 //
+// A layer may also carry a sparse float side matrix S (the outlier split): y = x' W^T + x S^T + b,
+// where x' is x with the side's float input channels zeroed before the activation format sees
+// it (those channels reach the output through S alone, in float).
+//
 // An activation is one token's vector: formats with a per-tensor scale (or NVFP4's tensor
 // scale) get one scale per row of x, so a result never depends on how many tokens one call
 // carries.
@@ -33,6 +37,40 @@
 #include "lowbit/quant/registry.hpp"
 
 namespace lowbit::nn {
+
+// A sparse [out x in] float matrix, row by row (CSR), and the input channels that skip the
+// quantised path.
+struct SparseWeights {
+  std::int64_t rows = 0, cols = 0;
+  std::vector<std::int64_t> row_start;  // rows + 1 offsets into col / value
+  std::vector<std::int32_t> col;
+  std::vector<float> value;
+  std::vector<std::int32_t> float_inputs;
+
+  std::int64_t nonzeros() const { return static_cast<std::int64_t>(value.size()); }
+
+  // The nonzero entries of s.
+  static SparseWeights from_dense(MatrixRef<const float> s, std::vector<std::int32_t> float_inputs = {}) {
+    s.validate("SparseWeights");
+    SparseWeights out;
+    out.rows = s.rows;
+    out.cols = s.cols;
+    out.row_start.reserve(static_cast<std::size_t>(s.rows + 1));
+    out.row_start.push_back(0);
+    for (std::int64_t r = 0; r < s.rows; ++r) {
+      for (std::int64_t c = 0; c < s.cols; ++c)
+        if (s(r, c) != 0.0f) {
+          out.col.push_back(static_cast<std::int32_t>(c));
+          out.value.push_back(s(r, c));
+        }
+      out.row_start.push_back(static_cast<std::int64_t>(out.value.size()));
+    }
+    for (const std::int32_t c : float_inputs)
+      detail::require(c >= 0 && c < s.cols, "SparseWeights", "float input channel ", c, " is outside ", s.cols, " inputs");
+    out.float_inputs = std::move(float_inputs);
+    return out;
+  }
+};
 
 class QuantLinear {
  public:
@@ -67,6 +105,22 @@ class QuantLinear {
     const BlockFormat<E> elements{f.element, kNoScale, 1};
     l.weight_ = PackedMatrix<BlockFormat<E>>::pack(elements, MatrixRef<const float>::row_major(ws.data(), w.rows, w.cols));
     l.output_scale_ = s > 0.0f ? s : 0.0f;
+    l.make_panels();
+    return l;
+  }
+
+  // A weight already packed (by GPTQ, say); output_scale is the tensor scale of a per-tensor
+  // format stored as bare elements.
+  template <class E>
+  static QuantLinear from_packed(PackedMatrix<BlockFormat<E>> w, std::string name, std::span<const float> bias = {},
+                                 std::optional<float> output_scale = {}) {
+    detail::require(bias.empty() || static_cast<std::int64_t>(bias.size()) == w.rows(), "QuantLinear", "bias has ",
+                    bias.size(), " values for ", w.rows(), " outputs");
+    QuantLinear l;
+    l.weight_name_ = std::move(name);
+    l.bias_.assign(bias.begin(), bias.end());
+    l.weight_ = std::move(w);
+    l.output_scale_ = output_scale;
     l.make_panels();
     return l;
   }
@@ -107,6 +161,16 @@ class QuantLinear {
   }
   const std::optional<Quantizer>& activation_format() const { return activation_; }
 
+  // Adds the sparse float side matrix (same shape as the weight).
+  void set_sparse(SparseWeights s) {
+    detail::require(s.rows == out_features() && s.cols == in_features() &&
+                        static_cast<std::int64_t>(s.row_start.size()) == s.rows + 1,
+                    "QuantLinear", "sparse side matrix is ", s.rows, " x ", s.cols, ", the weight ", out_features(), " x ",
+                    in_features());
+    sparse_ = std::move(s);
+  }
+  const std::optional<SparseWeights>& sparse() const { return sparse_; }
+
   std::int64_t in_features() const { return std::visit([](const auto& m) { return m.cols(); }, weight_); }
   std::int64_t out_features() const { return std::visit([](const auto& m) { return m.rows(); }, weight_); }
   const std::string& weight_format_name() const { return weight_name_; }
@@ -115,18 +179,54 @@ class QuantLinear {
   double weight_bits_per_element() const {
     const double elems = static_cast<double>(in_features() * out_features());
     const double bits = static_cast<double>(std::visit([](const auto& m) { return m.payload_bits(); }, weight_));
-    return elems > 0 ? (bits + (output_scale_ ? 32.0 : 0.0)) / elems : 0.0;
+    // A side entry costs its fp32 value and a 32-bit column index.
+    const double side = sparse_ ? 64.0 * static_cast<double>(sparse_->nonzeros()) : 0.0;
+    return elems > 0 ? (bits + side + (output_scale_ ? 32.0 : 0.0)) / elems : 0.0;
   }
   // The weight as the layer sees it (dequantised, output scale applied).
   std::vector<float> dequantized_weight() const {
     std::vector<float> w = std::visit([](const auto& m) { return m.unpack(); }, weight_);
     if (output_scale_)
       for (float& v : w) v *= *output_scale_;
+    if (sparse_)
+      for (std::int64_t r = 0; r < sparse_->rows; ++r)
+        for (std::int64_t k = sparse_->row_start[static_cast<std::size_t>(r)]; k < sparse_->row_start[static_cast<std::size_t>(r + 1)]; ++k)
+          w[static_cast<std::size_t>(r * sparse_->cols + sparse_->col[static_cast<std::size_t>(k)])] += sparse_->value[static_cast<std::size_t>(k)];
     return w;
   }
 
   // y [n x out] = x [n x in] W^T + b.
   void forward(MatrixRef<const float> x, MatrixRef<float> y) const {
+    if (!sparse_) return dense_forward(x, y);
+    // The float channels leave the quantised path; the side matrix adds them back in float.
+    std::vector<float> xq;
+    MatrixRef<const float> xd = x;
+    if (!sparse_->float_inputs.empty()) {
+      xq.resize(static_cast<std::size_t>(x.rows * x.cols));
+      for (std::int64_t r = 0; r < x.rows; ++r)
+        for (std::int64_t c = 0; c < x.cols; ++c) xq[static_cast<std::size_t>(r * x.cols + c)] = x(r, c);
+      for (std::int64_t r = 0; r < x.rows; ++r)
+        for (const std::int32_t c : sparse_->float_inputs) xq[static_cast<std::size_t>(r * x.cols + c)] = 0.0f;
+      xd = MatrixRef<const float>::row_major(xq.data(), x.rows, x.cols);
+    }
+    dense_forward(xd, y);
+    const SparseWeights& s = *sparse_;
+    for (std::int64_t t = 0; t < x.rows; ++t)
+      for (std::int64_t o = 0; o < s.rows; ++o) {
+        float acc = 0.0f;
+        for (std::int64_t k = s.row_start[static_cast<std::size_t>(o)]; k < s.row_start[static_cast<std::size_t>(o + 1)]; ++k)
+          acc += x(t, s.col[static_cast<std::size_t>(k)]) * s.value[static_cast<std::size_t>(k)];
+        y(t, o) += acc;
+      }
+  }
+  std::vector<float> forward(std::span<const float> x) const {
+    std::vector<float> y(static_cast<std::size_t>(out_features()));
+    forward(MatrixRef<const float>::from_span(x), MatrixRef<float>::from_span(std::span<float>(y)));
+    return y;
+  }
+
+ private:
+  void dense_forward(MatrixRef<const float> x, MatrixRef<float> y) const {
     detail::require(y.col_stride == 1 || !output_scale_, "QuantLinear", "output rows must be contiguous");
     MatmulOptions opt;
     opt.activation = activation_;
@@ -145,13 +245,7 @@ class QuantLinear {
           y(r, c) = y(r, c) * s + (bias_.empty() ? 0.0f : bias_[static_cast<std::size_t>(c)]);
     }
   }
-  std::vector<float> forward(std::span<const float> x) const {
-    std::vector<float> y(static_cast<std::size_t>(out_features()));
-    forward(MatrixRef<const float>::from_span(x), MatrixRef<float>::from_span(std::span<float>(y)));
-    return y;
-  }
 
- private:
   // Every product of the layer goes through here: the panel kernels where the format has a
   // panel layout, the decoded-tile path of the packed matmul otherwise.
   void product(MatrixRef<const float> x, std::span<const float> bias, MatrixRef<float> y, const MatmulOptions& opt) const {
@@ -186,6 +280,7 @@ class QuantLinear {
   std::optional<float> output_scale_;  // per-tensor weight formats only
   std::optional<Quantizer> activation_;
   bool per_row_activation_ = false;
+  std::optional<SparseWeights> sparse_;
 };
 
 }  // namespace lowbit::nn
