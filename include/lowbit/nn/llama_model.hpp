@@ -12,6 +12,10 @@
 // the matching weight columns divided by it. The factor is a power of two, so in fp32 every
 // product x_c * w_c is unchanged and the float model gives exactly the same logits; a
 // quantised model now sees activation outliers (and tiny weight columns).
+//
+// Hooks for post-training quantisation (lowbit/algo): LlamaQuantConfig::make_linear builds
+// each linear layer from its float weight (outliers injected) in place of round-to-nearest,
+// and set_capture sees the input of every linear layer as the forward pass computes it.
 #pragma once
 
 #include <Eigen/Core>
@@ -19,6 +23,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -34,11 +39,32 @@
 
 namespace lowbit::nn {
 
+// The seven linear layers of a block, and the four inputs they read (wq wk wv share the
+// attention input, w1 w3 the feed-forward input).
+enum class LinearName { wq, wk, wv, wo, w1, w2, w3 };
+enum class LinearInput { attention, attention_output, ffn, ffn_hidden };
+inline constexpr LinearInput input_of(LinearName n) {
+  switch (n) {
+    case LinearName::wq: case LinearName::wk: case LinearName::wv: return LinearInput::attention;
+    case LinearName::wo: return LinearInput::attention_output;
+    case LinearName::w1: case LinearName::w3: return LinearInput::ffn;
+    case LinearName::w2: return LinearInput::ffn_hidden;
+  }
+  return LinearInput::attention;
+}
+inline constexpr const char* linear_name(LinearName n) {
+  constexpr const char* names[] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
+  return names[static_cast<int>(n)];
+}
+
 struct LlamaQuantConfig {
   std::string weights = "fp32";  // format of the seven linear layers' weights
   std::string acts;              // format of their input activations; empty: fp32
   std::string attn;              // format of both attention matmuls' operands; empty: fp32
   bool inject_outliers = false;
+  // Builds layer `name` of block `layer` from its float weight [out x in]; empty: the weight
+  // format by round-to-nearest. The activation format is set on the result afterwards.
+  std::function<QuantLinear(int layer, LinearName name, MatrixRef<const float> w)> make_linear;
 };
 
 inline constexpr float kOutlierFactor = 64.0f;
@@ -57,27 +83,27 @@ class LlamaModel {
     rms_ffn_ = w.rms_ffn;
     rms_final_ = w.rms_final;
     if (!q.attn.empty() && q.attn != "fp32") attn_.emplace(q.attn);
-    const auto linear = [&](const std::vector<float>& all, std::size_t layer, std::size_t out, std::size_t in) {
+    const auto linear = [&](const std::vector<float>& all, std::size_t layer, LinearName name, std::size_t out, std::size_t in) {
       std::vector<float> m(all.begin() + static_cast<std::ptrdiff_t>(layer * out * in),
                            all.begin() + static_cast<std::ptrdiff_t>((layer + 1) * out * in));
       if (q.inject_outliers)
         for (std::size_t r = 0; r < out; ++r)
           for (const int ch : kOutlierChannels)
             if (static_cast<std::size_t>(ch) < in) m[r * in + static_cast<std::size_t>(ch)] /= kOutlierFactor;
-      QuantLinear l = QuantLinear::from_name(q.weights, MatrixRef<const float>::row_major(m.data(), static_cast<std::int64_t>(out),
-                                                                                        static_cast<std::int64_t>(in)));
+      const auto wm = MatrixRef<const float>::row_major(m.data(), static_cast<std::int64_t>(out), static_cast<std::int64_t>(in));
+      QuantLinear l = q.make_linear ? q.make_linear(static_cast<int>(layer), name, wm) : QuantLinear::from_name(q.weights, wm);
       l.set_activation_format(q.acts);
       return l;
     };
     for (std::size_t l = 0; l < static_cast<std::size_t>(c_.n_layers); ++l) {
       Layer L;
-      L.wq = linear(w.wq, l, d, d);
-      L.wk = linear(w.wk, l, kv, d);
-      L.wv = linear(w.wv, l, kv, d);
-      L.wo = linear(w.wo, l, d, d);
-      L.w1 = linear(w.w1, l, hd, d);
-      L.w2 = linear(w.w2, l, d, hd);
-      L.w3 = linear(w.w3, l, hd, d);
+      L.wq = linear(w.wq, l, LinearName::wq, d, d);
+      L.wk = linear(w.wk, l, LinearName::wk, kv, d);
+      L.wv = linear(w.wv, l, LinearName::wv, kv, d);
+      L.wo = linear(w.wo, l, LinearName::wo, d, d);
+      L.w1 = linear(w.w1, l, LinearName::w1, hd, d);
+      L.w2 = linear(w.w2, l, LinearName::w2, d, hd);
+      L.w3 = linear(w.w3, l, LinearName::w3, hd, d);
       layers_.push_back(std::move(L));
     }
     const std::size_t cache = static_cast<std::size_t>(c_.n_layers) * static_cast<std::size_t>(c_.seq_len) * kv;
@@ -87,6 +113,15 @@ class LlamaModel {
 
   const LlamaConfig& config() const { return c_; }
   const LlamaQuantConfig& quant_config() const { return quant_; }
+
+  // Called with the input of every linear layer (one call per shared input) as forward runs.
+  using Capture = std::function<void(int layer, LinearInput input, MatrixRef<const float> x)>;
+  void set_capture(Capture c) { capture_ = std::move(c); }
+
+  // Linear layer `name` of block `layer`.
+  const QuantLinear& linear(int layer, LinearName name) const {
+    return *layers_.at(static_cast<std::size_t>(layer)).all()[static_cast<std::size_t>(name)];
+  }
 
   // Stored bits per weight over the seven linear layers of every block.
   double weight_bits_per_element() const {
@@ -136,6 +171,7 @@ class LlamaModel {
       const Layer& L = layers_[static_cast<std::size_t>(l)];
       rmsnorm(x, rms_att_.data() + static_cast<std::ptrdiff_t>(l) * dim, xb);
       inject(xb);
+      captured(l, LinearInput::attention, xb);
       L.wq.forward(ref(xb), ref(q));
       L.wk.forward(ref(xb), ref(k));
       L.wv.forward(ref(xb), ref(v));
@@ -174,10 +210,12 @@ class LlamaModel {
         }
       }
       inject(att_out);
+      captured(l, LinearInput::attention_output, att_out);
       L.wo.forward(ref(att_out), ref(proj));
       x += proj;
       rmsnorm(x, rms_ffn_.data() + static_cast<std::ptrdiff_t>(l) * dim, xb);
       inject(xb);
+      captured(l, LinearInput::ffn, xb);
       L.w1.forward(ref(xb), ref(h1));
       L.w3.forward(ref(xb), ref(h3));
       for (std::int64_t t = 0; t < n; ++t)
@@ -187,6 +225,7 @@ class LlamaModel {
           h1(t, j) = g * h3(t, j);
         }
       inject(h1);
+      captured(l, LinearInput::ffn_hidden, h1);
       L.w2.forward(ref(h1), ref(proj));
       x += proj;
     }
@@ -248,6 +287,10 @@ class LlamaModel {
     }
   }
 
+  void captured(int layer, LinearInput input, const RowMatrix& x) const {
+    if (capture_) capture_(layer, input, ref(x));
+  }
+
   void inject(RowMatrix& m) const {
     if (!quant_.inject_outliers) return;
     for (Eigen::Index t = 0; t < m.rows(); ++t)
@@ -261,6 +304,7 @@ class LlamaModel {
   std::vector<Layer> layers_;
   std::optional<Quantizer> attn_;
   std::vector<float> key_cache_, value_cache_;
+  Capture capture_;
 };
 
 }  // namespace lowbit::nn
