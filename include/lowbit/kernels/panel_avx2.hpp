@@ -134,19 +134,32 @@ inline void half_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0
 }
 
 // ---- float kernel ------------------------------------------------------------------------
-template <int NR>
+// As on the AVX-512 path: code width and decoding are template parameters and the column
+// index J a constant, so the partial sums p[n][J] stay in registers.
+enum class Decode8 { None, Integer, Gather };
+
+template <int NR, int BITS, Decode8 D8, int H, int J>
+inline void float_column(__m256 (&p)[NR][4], __m256i v, const PanelArgs& w, __m256 lut0, __m256 lut1,
+                         const float* const (&x)[NR], std::int64_t k) {
+  __m256 wv;
+  if constexpr (BITS == 4)
+    wv = lookup16(lut0, lut1, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)));
+  else if constexpr (D8 == Decode8::Integer)
+    wv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * J), 24)), _mm256_set1_ps(w.code_unit));
+  else
+    wv = _mm256_i32gather_ps(w.fvalue, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)), 4);
+  for (int n = 0; n < NR; ++n) p[n][J] = _mm256_fmadd_ps(wv, _mm256_set1_ps(x[n][k + 4 * H + J]), p[n][J]);
+  if constexpr (J < 3) float_column<NR, BITS, D8, H, J + 1>(p, v, w, lut0, lut1, x, k);
+}
+
+template <int NR, int BITS, Decode8 D8>
 inline void half_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int h, PanelOut out) {
   const int rows = w.rows;
   HalfLoader ld{rows, h, {}};
   const float* x[NR];
   for (int n = 0; n < NR; ++n) x[n] = a.x + (n0 + n) * w.padded_cols;
-  __m256 lut0 = _mm256_setzero_ps(), lut1 = _mm256_setzero_ps();
-  if (w.bits == 4) {
-    lut0 = _mm256_loadu_ps(w.fvalue);
-    lut1 = _mm256_loadu_ps(w.fvalue + 8);
-  }
-  const __m256 unit = _mm256_set1_ps(w.code_unit);
-  const __m256i low4 = _mm256_set1_epi32(0xF), low8 = _mm256_set1_epi32(0xFF);
+  const __m256 lut0 = BITS == 4 ? _mm256_loadu_ps(w.fvalue) : _mm256_setzero_ps();
+  const __m256 lut1 = BITS == 4 ? _mm256_loadu_ps(w.fvalue + 8) : _mm256_setzero_ps();
   __m256 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
   for (std::int64_t k0 = 0; k0 < w.padded_cols; k0 += w.block) {
@@ -154,34 +167,19 @@ inline void half_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_
     __m256 p[NR][4];
     for (int n = 0; n < NR; ++n)
       for (int t = 0; t < 4; ++t) p[n][t] = _mm256_setzero_ps();
-#define LOWBIT_PANEL_STEP(wv, k)                                                                   \
-  do {                                                                                               \
-    const __m256 w_ = (wv);                                                                          \
-    const std::int64_t k_ = (k);                                                                     \
-    for (int n = 0; n < NR; ++n) p[n][k_ & 3] = _mm256_fmadd_ps(w_, _mm256_set1_ps(x[n][k_]), p[n][k_ & 3]); \
-  } while (0)
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       const std::int64_t k = o << 3;
-      if (w.bits == 4) {
+      if constexpr (BITS == 4) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 4, 4)));
-        for (int j = 0; j < 4; ++j) LOWBIT_PANEL_STEP(lookup16(lut0, lut1, _mm256_and_si256(_mm256_srli_epi32(v, 8 * j), low4)), k + j);
-        for (int j = 0; j < 4; ++j) LOWBIT_PANEL_STEP(lookup16(lut0, lut1, _mm256_and_si256(_mm256_srli_epi32(v, 8 * j + 4), low4)), k + 4 + j);
-        continue;
-      }
-      for (int t = 0; t < 2; ++t) {
-        const __m256i v =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8 + t * rows * 4, 4)));
-        for (int j = 0; j < 4; ++j) {
-          __m256 wv;
-          if (w.identity8)
-            wv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * j), 24)), unit);
-          else
-            wv = _mm256_i32gather_ps(w.fvalue, _mm256_and_si256(_mm256_srli_epi32(v, 8 * j), low8), 4);
-          LOWBIT_PANEL_STEP(wv, k + 4 * t + j);
-        }
+        float_column<NR, 4, D8, 0, 0>(p, v, w, lut0, lut1, x, k);
+        float_column<NR, 4, D8, 1, 0>(p, v, w, lut0, lut1, x, k);
+      } else {
+        const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8, 4)));
+        float_column<NR, 8, D8, 0, 0>(p, v0, w, lut0, lut1, x, k);
+        const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8 + rows * 4, 4)));
+        float_column<NR, 8, D8, 1, 0>(p, v1, w, lut0, lut1, x, k);
       }
     }
-#undef LOWBIT_PANEL_STEP
     const __m256 ws = panel_scales(w.scale, w.scales + (k0 / w.block) * rows * w.scale.bytes, ld);
     for (int n = 0; n < NR; ++n) {
       const __m256 b = _mm256_add_ps(_mm256_add_ps(p[n][0], p[n][1]), _mm256_add_ps(p[n][2], p[n][3]));
@@ -208,18 +206,23 @@ struct HalfInt {
     half_int_nr<NR>(w, a, n0, h, o);
   }
 };
-template <int NR>
+template <int BITS, Decode8 D8>
 struct HalfFloat {
-  static void run(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int h, PanelOut o) {
-    half_float_nr<NR>(w, a, n0, h, o);
-  }
+  template <int NR>
+  struct Rows {
+    static void run(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int h, PanelOut o) {
+      half_float_nr<NR, BITS, D8>(w, a, n0, h, o);
+    }
+  };
 };
 
 inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   run_halves<HalfInt>(w, a, n0, nr, out);
 }
 inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
-  run_halves<HalfFloat>(w, a, n0, nr, out);
+  if (w.bits == 4) return run_halves<HalfFloat<4, Decode8::None>::Rows>(w, a, n0, nr, out);
+  if (w.identity8) return run_halves<HalfFloat<8, Decode8::Integer>::Rows>(w, a, n0, nr, out);
+  run_halves<HalfFloat<8, Decode8::Gather>::Rows>(w, a, n0, nr, out);
 }
 
 LOWBIT_TARGET_END

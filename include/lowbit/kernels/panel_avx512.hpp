@@ -65,16 +65,35 @@ inline const std::uint8_t* block_scales(const PanelArgs& w, std::int64_t b) {
 }
 
 // ---- float kernel ------------------------------------------------------------------------
-template <int NR>
+// Code width and decoding are template parameters so the inner loop has no branches, and the
+// four partial sums p[n][j] have compile-time indices (k & 3 == j: octets start on multiples
+// of 8), so they stay in registers.
+enum class Decode8 { None, Integer, Gather };
+
+// Column k + J of the four in one 32-bit lane of v (bits 8J .. 8J+7, or the nibble at 8J + 4H
+// for 4-bit codes) times the activations, into partial sum J. A template, so that J is a
+// constant: the shifts are immediates and p[n][J] stays in a register.
+template <int NR, int BITS, Decode8 D8, int H, int J>
+inline void float_column(__m512 (&p)[NR][4], __m512i v, const PanelArgs& w, __m512 lut16, const float* const (&x)[NR],
+                         std::int64_t k) {
+  __m512 wv;
+  if constexpr (BITS == 4)
+    wv = _mm512_permutexvar_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J + 4 * H), _mm512_set1_epi32(0xF)), lut16);
+  else if constexpr (D8 == Decode8::Integer)
+    wv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * J), 24)), _mm512_set1_ps(w.code_unit));
+  else
+    wv = _mm512_i32gather_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)), w.fvalue, 4);
+  for (int n = 0; n < NR; ++n) p[n][J] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[n][k + 4 * H + J]), p[n][J]);
+  if constexpr (J < 3) float_column<NR, BITS, D8, H, J + 1>(p, v, w, lut16, x, k);
+}
+
+template <int NR, int BITS, Decode8 D8>
 inline void panel_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, PanelOut out) {
   const int rows = w.rows;
   const __mmask64 bm = panel_byte_mask(rows, 4);
   const float* x[NR];
   for (int n = 0; n < NR; ++n) x[n] = a.x + (n0 + n) * w.padded_cols;
-  __m512 lut16 = _mm512_setzero_ps();
-  if (w.bits == 4) lut16 = _mm512_loadu_ps(w.fvalue);
-  const __m512 unit = _mm512_set1_ps(w.code_unit);
-  const __m512i low4 = _mm512_set1_epi32(0xF), low8 = _mm512_set1_epi32(0xFF);
+  const __m512 lut16 = BITS == 4 ? _mm512_loadu_ps(w.fvalue) : _mm512_setzero_ps();
   __m512 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm512_setzero_ps();
   for (std::int64_t k0 = 0; k0 < w.padded_cols; k0 += w.block) {
@@ -82,36 +101,18 @@ inline void panel_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64
     __m512 p[NR][4];
     for (int n = 0; n < NR; ++n)
       for (int t = 0; t < 4; ++t) p[n][t] = _mm512_setzero_ps();
-#define LOWBIT_PANEL_STEP(wv, k)                                                                   \
-  do {                                                                                               \
-    const __m512 w_ = (wv);                                                                          \
-    const std::int64_t k_ = (k);                                                                     \
-    for (int n = 0; n < NR; ++n) p[n][k_ & 3] = _mm512_fmadd_ps(w_, _mm512_set1_ps(x[n][k_]), p[n][k_ & 3]); \
-  } while (0)
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       const std::int64_t k = o << 3;
-      _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * w.bits + kPrefetchBytes), _MM_HINT_T0);
-      if (w.bits == 4) {
+      _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * BITS + kPrefetchBytes), _MM_HINT_T0);
+      if constexpr (BITS == 4) {
         const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 4);
-        for (int j = 0; j < 4; ++j)
-          LOWBIT_PANEL_STEP(_mm512_permutexvar_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * j), low4), lut16), k + j);
-        for (int j = 0; j < 4; ++j)
-          LOWBIT_PANEL_STEP(_mm512_permutexvar_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * j + 4), low4), lut16), k + 4 + j);
-        continue;
-      }
-      for (int h = 0; h < 2; ++h) {
-        const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + h * rows * 4);
-        for (int j = 0; j < 4; ++j) {
-          __m512 wv;
-          if (w.identity8)
-            wv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * j), 24)), unit);
-          else
-            wv = _mm512_i32gather_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * j), low8), w.fvalue, 4);
-          LOWBIT_PANEL_STEP(wv, k + 4 * h + j);
-        }
+        float_column<NR, 4, D8, 0, 0>(p, v, w, lut16, x, k);
+        float_column<NR, 4, D8, 1, 0>(p, v, w, lut16, x, k);
+      } else {
+        float_column<NR, 8, D8, 0, 0>(p, _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8), w, lut16, x, k);
+        float_column<NR, 8, D8, 1, 0>(p, _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + rows * 4), w, lut16, x, k);
       }
     }
-#undef LOWBIT_PANEL_STEP
     const __m512 ws = panel_scales(w.scale, block_scales(w, k0 / w.block), rows);
     for (int n = 0; n < NR; ++n) {
       const __m512 b = _mm512_add_ps(_mm512_add_ps(p[n][0], p[n][1]), _mm512_add_ps(p[n][2], p[n][3]));
@@ -122,14 +123,21 @@ inline void panel_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64
   for (int n = 0; n < NR; ++n) _mm512_mask_storeu_ps(out.y + n * out.stride, lm, y[n]);
 }
 
-inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
-  for (; nr >= 4; nr -= 4, n0 += 4, out.y += 4 * out.stride) panel_float_nr<4>(w, a, n0, out);
+template <int BITS, Decode8 D8>
+inline void panel_float_rows(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
+  for (; nr >= 4; nr -= 4, n0 += 4, out.y += 4 * out.stride) panel_float_nr<4, BITS, D8>(w, a, n0, out);
   switch (nr) {
-    case 3: panel_float_nr<3>(w, a, n0, out); break;
-    case 2: panel_float_nr<2>(w, a, n0, out); break;
-    case 1: panel_float_nr<1>(w, a, n0, out); break;
+    case 3: panel_float_nr<3, BITS, D8>(w, a, n0, out); break;
+    case 2: panel_float_nr<2, BITS, D8>(w, a, n0, out); break;
+    case 1: panel_float_nr<1, BITS, D8>(w, a, n0, out); break;
     default: break;
   }
+}
+
+inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
+  if (w.bits == 4) return panel_float_rows<4, Decode8::None>(w, a, n0, nr, out);
+  if (w.identity8) return panel_float_rows<8, Decode8::Integer>(w, a, n0, nr, out);
+  panel_float_rows<8, Decode8::Gather>(w, a, n0, nr, out);
 }
 
 LOWBIT_TARGET_END
@@ -137,48 +145,68 @@ LOWBIT_TARGET_END
 // ---- integer kernel (VNNI) ---------------------------------------------------------------
 LOWBIT_TARGET_AVX512VNNI_BEGIN
 
-template <int NR>
+// Octet o as two vectors of u8 = w + 128 (columns 8o..8o+3 and 8o+4..8o+7 of the 16 rows).
+template <int BITS>
+inline void decode_octet_u8(const PanelArgs& w, __mmask64 bm, __m512i lut, std::int64_t o, __m512i& w0, __m512i& w1) {
+  const int rows = w.rows;
+  _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * BITS + kPrefetchBytes), _MM_HINT_T0);
+  if constexpr (BITS == 4) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 4);
+    w0 = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, low4));
+    w1 = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+  } else {
+    _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * 8 + 64 + kPrefetchBytes), _MM_HINT_T0);
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    w0 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8), flip);
+    w1 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + rows * 4), flip);
+  }
+}
+
+// Four independent vpdpbusd chains per activation row (two octets at a time), so one row's
+// dot products do not wait on each other's latency.
+template <int NR, int BITS>
 inline void panel_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
-  constexpr int A = NR == 1 ? 4 : 2;  // independent vpdpbusd chains per activation row
   const int rows = w.rows;
   const __mmask64 bm = panel_byte_mask(rows, 4);
   alignas(16) std::uint8_t lut_u8[16] = {};
-  if (w.bits == 4)
+  if constexpr (BITS == 4)
     for (int c = 0; c < 16; ++c) lut_u8[c] = static_cast<std::uint8_t>(w.ivalue[c] + 128);
   const __m512i lut = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(lut_u8)));
-  const __m512i low4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const std::int8_t* q[NR];
   for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
   __m512 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm512_setzero_ps();
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
-    __m512i acc[NR][A];
+    __m512i acc[NR][4];
     for (int n = 0; n < NR; ++n)
-      for (int t = 0; t < A; ++t) acc[n][t] = _mm512_setzero_si512();
-    for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
-      __m512i w0, w1;
-      // Weights stream from memory once: ask for them a few cache lines ahead.
-      _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * w.bits + kPrefetchBytes), _MM_HINT_T0);
-      if (w.bits == 8) _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * 8 + 64 + kPrefetchBytes), _MM_HINT_T0);
-      if (w.bits == 4) {
-        const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 4);
-        w0 = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, low4));
-        w1 = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
-      } else {
-        w0 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8), flip);
-        w1 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + rows * 4), flip);
-      }
-      const int t = A == 4 ? 2 * static_cast<int>(o & 1) : 0;
+      for (int t = 0; t < 4; ++t) acc[n][t] = _mm512_setzero_si512();
+    std::int64_t o = k0 >> 3;
+    const std::int64_t o1 = k1 >> 3;
+    for (; o + 2 <= o1; o += 2) {
+      __m512i w0, w1, w2, w3;
+      decode_octet_u8<BITS>(w, bm, lut, o, w0, w1);
+      decode_octet_u8<BITS>(w, bm, lut, o + 1, w2, w3);
       for (int n = 0; n < NR; ++n) {
-        acc[n][t] = _mm512_dpbusd_epi32(acc[n][t], w0, broadcast4(q[n] + 8 * o));
-        acc[n][t + 1] = _mm512_dpbusd_epi32(acc[n][t + 1], w1, broadcast4(q[n] + 8 * o + 4));
+        const std::int8_t* qo = q[n] + 8 * o;
+        acc[n][0] = _mm512_dpbusd_epi32(acc[n][0], w0, broadcast4(qo));
+        acc[n][1] = _mm512_dpbusd_epi32(acc[n][1], w1, broadcast4(qo + 4));
+        acc[n][2] = _mm512_dpbusd_epi32(acc[n][2], w2, broadcast4(qo + 8));
+        acc[n][3] = _mm512_dpbusd_epi32(acc[n][3], w3, broadcast4(qo + 12));
+      }
+    }
+    if (o < o1) {
+      __m512i w0, w1;
+      decode_octet_u8<BITS>(w, bm, lut, o, w0, w1);
+      for (int n = 0; n < NR; ++n) {
+        acc[n][0] = _mm512_dpbusd_epi32(acc[n][0], w0, broadcast4(q[n] + 8 * o));
+        acc[n][1] = _mm512_dpbusd_epi32(acc[n][1], w1, broadcast4(q[n] + 8 * o + 4));
       }
     }
     const __m512 ws = panel_scales(w.scale, block_scales(w, k0 / w.block), rows);
     for (int n = 0; n < NR; ++n) {
-      __m512i dot = _mm512_add_epi32(acc[n][0], acc[n][1]);
-      if constexpr (A == 4) dot = _mm512_add_epi32(dot, _mm512_add_epi32(acc[n][2], acc[n][3]));
+      __m512i dot = _mm512_add_epi32(_mm512_add_epi32(acc[n][0], acc[n][1]), _mm512_add_epi32(acc[n][2], acc[n][3]));
       const std::int64_t row = n0 + n;
       dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(a.sum128[row * a.granules + g]));
       const __m512 s = _mm512_mul_ps(ws, _mm512_set1_ps(a.scale[row * a.act_blocks + k0 / a.act_block]));
@@ -189,14 +217,20 @@ inline void panel_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n
   for (int n = 0; n < NR; ++n) _mm512_mask_storeu_ps(out.y + n * out.stride, lm, y[n]);
 }
 
-inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
-  for (; nr >= 4; nr -= 4, n0 += 4, out.y += 4 * out.stride) panel_int_nr<4>(w, a, n0, out);
+template <int BITS>
+inline void panel_int_rows(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
+  for (; nr >= 4; nr -= 4, n0 += 4, out.y += 4 * out.stride) panel_int_nr<4, BITS>(w, a, n0, out);
   switch (nr) {
-    case 3: panel_int_nr<3>(w, a, n0, out); break;
-    case 2: panel_int_nr<2>(w, a, n0, out); break;
-    case 1: panel_int_nr<1>(w, a, n0, out); break;
+    case 3: panel_int_nr<3, BITS>(w, a, n0, out); break;
+    case 2: panel_int_nr<2, BITS>(w, a, n0, out); break;
+    case 1: panel_int_nr<1, BITS>(w, a, n0, out); break;
     default: break;
   }
+}
+
+inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
+  if (w.bits == 4) return panel_int_rows<4>(w, a, n0, nr, out);
+  panel_int_rows<8>(w, a, n0, nr, out);
 }
 
 LOWBIT_TARGET_END
