@@ -104,6 +104,8 @@ inline void panel_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       const std::int64_t k = o << 3;
       _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * BITS + kPrefetchBytes), _MM_HINT_T0);
+      if constexpr (BITS == 8)
+        _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * 8 + 64 + kPrefetchBytes), _MM_HINT_T0);
       if constexpr (BITS == 4) {
         const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 4);
         float_column<NR, 4, D8, 0, 0>(p, v, w, lut16, x, k);
