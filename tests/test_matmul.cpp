@@ -97,7 +97,8 @@ bool check_named(const Case& c, unsigned seed = 1) {
 const std::vector<std::string> kPanelWeights = {"mxfp4",        "nvfp4",     "int4_b32_fp16", "int8_b32_fp16",
                                                 "mxint8",       "bfp8_b16",  "bfp4_b32",      "nf4_b64",
                                                 "mxfp8_e4m3",   "mxfp8_e5m2", "int4_b32_e8m0", "int8_pc_fp32",
-                                                "int4_b128_bf16", "fp8_e4m3", "int8_b32_fp32"};
+                                                "int4_b128_bf16", "fp8_e4m3", "int8_b32_fp32", "mxfp6_e2m3",
+                                                "mxfp6_e3m2",   "bfp6_b16",  "bfp6_b32"};
 
 TEST(PanelMatmul, EveryFormatWeightOnlyMatchesExactProductOnOddShapes) {
   for (const auto& w : kPanelWeights)
@@ -107,7 +108,8 @@ TEST(PanelMatmul, EveryFormatWeightOnlyMatchesExactProductOnOddShapes) {
 
 TEST(PanelMatmul, IntegerKernelRunsWhereBothFormatsAreIntegers) {
   const std::vector<std::string> int_weights = {"mxfp4", "nvfp4", "int4_b32_fp16", "int8_b32_fp16", "mxint8",
-                                                "bfp8_b16", "bfp4_b32", "int8_pc_fp32", "int4_b128_bf16"};
+                                                "bfp8_b16", "bfp4_b32", "int8_pc_fp32", "int4_b128_bf16",
+                                                "mxfp6_e2m3", "bfp6_b16", "bfp6_b32"};
   for (const auto& w : int_weights)
     for (const std::string a : {"int8_b32_fp16", "mxint8", "bfp8_b16", "mxfp4"})
       for (auto [n, m, k] : {std::array<std::int64_t, 3>{1, 16, 64}, {3, 17, 100}, {8, 40, 256}, {17, 5, 7}}) {
@@ -126,6 +128,8 @@ TEST(PanelMatmul, NonIntegerFormatsTakeTheFloatKernelWithQuantisedActivations) {
 TEST(PanelMatmul, LongRowsAndManyActivationRows) {
   EXPECT_TRUE(check_named({"mxfp4", "int8_b32_fp16", 9, 48, 1024}, 5));
   EXPECT_TRUE(check_named({"mxint8", "mxint8", 6, 32, 2048}, 6));
+  EXPECT_TRUE(check_named({"mxfp6_e2m3", "mxint8", 5, 40, 1040}, 8));
+  EXPECT_FALSE(check_named({"mxfp6_e3m2", "", 3, 24, 1000}, 9));
   EXPECT_FALSE(check_named({"int4_b32_fp16", "", 5, 32, 2048}, 7));
 }
 
@@ -184,7 +188,8 @@ TEST(PanelMatrix, HoldsExactlyThePackedCodesAndScales) {
             EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
             // Memory: the payload is the format's bits over K rounded up to 8 columns, plus
             // under one cache line per panel.
-            EXPECT_EQ(pw.payload_bits(), static_cast<std::uint64_t>(m) * (104u * static_cast<std::uint64_t>(f.element_bits()) +
+            const std::uint64_t kp = f.element_bits() == 6 ? 112u : 104u;  // K = 100 padded to 16 or 8
+            EXPECT_EQ(pw.payload_bits(), static_cast<std::uint64_t>(m) * (kp * static_cast<std::uint64_t>(f.element_bits()) +
                                                                         static_cast<std::uint64_t>(pm.blocks_per_row()) * (f.has_scale() ? f.scale.bits() : 0)));
             EXPECT_LT(pw.bytes() * 8, pw.payload_bits() + static_cast<std::uint64_t>(pw.panels()) * 512u);
           }

@@ -86,7 +86,7 @@ bool prepare_int_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w,
           const std::int64_t bx_raw = f.has_scale() ? qt.blocking.block : k;
           const std::int64_t bx = (bx_raw <= 0 || bx_raw >= k) ? kp : bx_raw;
           const std::int64_t bw = w.block();
-          if (bx % 8 != 0 && bx != kp) return false;
+          if (bx % PanelMatrix<WF>::column_step(w.code_map().bits) != 0 && bx != kp) return false;
           const std::int64_t g = std::min(bw, bx);
           if (!((bw % g == 0 || bw >= kp) && (bx % g == 0 || bx >= kp))) return false;
           const std::int64_t nbx = f.has_scale() ? (k + bx_raw - 1) / std::max<std::int64_t>(bx_raw, 1) : 1;
@@ -154,7 +154,7 @@ inline void run_panel(SimdPath path, const kernels::PanelArgs& w, const PanelAct
 #if defined(__x86_64__) || defined(__i386__)
   if (act.integer) {
     const kernels::IntActArgs a = act.int_args();
-    if (path == SimdPath::AVX512 && cpu_has_avx512_vnni()) return kernels::avx512::panel_int(w, a, 0, nr, out);
+    if (path == SimdPath::AVX512 && cpu_has_avx512_vnni_vbmi()) return kernels::avx512::panel_int(w, a, 0, nr, out);
     if (path != SimdPath::Scalar) return kernels::avx2::panel_int(w, a, 0, nr, out);
     return kernels::panel_int_scalar(w, a, 0, nr, out);
   }

@@ -8,14 +8,19 @@
 //               4-bit: rp * 4 bytes; byte 4i + j of row i holds column 8o+j in its low nibble
 //                      and column 8o+4+j in its high nibble (j = 0..3)
 //               8-bit: two groups of rp * 4 bytes; byte 4i + j of group t holds column 8o+4t+j
+//               6-bit: octets come in pairs (columns 16P .. 16P+15, rp * 12 bytes): the two
+//                      octets' low four bits as in the 4-bit layout (rp * 4 bytes each), then
+//                      rp * 4 bytes of top two bits: byte 4i + j holds, at bit 2(2 odd + g), those
+//                      of column 8o + 4g + j (odd = o & 1; g = 0 low nibble, 1 high nibble)
 //     scales  nb blocks x rp rows, each scale code little-endian in its own width (1, 2 or 4 bytes)
 //
-// where Kp = K rounded up to a multiple of 8 (the pad columns hold a code whose value is 0).
+// where Kp = K rounded up to a multiple of 8, 16 for 6-bit codes (the pad columns hold a code
+// whose value is 0).
 // So four columns of one row are one 32-bit lane: a vpdpbusd multiplies 16 rows by four
 // broadcast activations, and a panel's scales for one block are one vector load.
 //
-// Which formats: element codes of 4 or 8 bits, no zero point, scales of 0, 8, 16 or 32 bits,
-// blocks along K that are a multiple of 8 (or one block per row). `supports()` says; other
+// Which formats: element codes of 4, 6 or 8 bits, no zero point, scales of 0, 8, 16 or 32
+// bits, blocks along K that are a multiple of 8 (16 for 6-bit codes) or one block per row. `supports()` says; other
 // formats use PackedMatrix with the matmul's generic path.
 //
 // Memory: payload_bits() = M * (Kp * We + nb * Ws); bytes() adds under 64 bytes per panel.
@@ -115,7 +120,7 @@ class PanelMatrix {
   // (rows of `cols` values).
   static bool supports(const Format& f, std::int64_t block, std::int64_t cols) {
     const int we = f.element_bits();
-    if (we != 4 && we != 8) return false;
+    if (we != 4 && we != 6 && we != 8) return false;
     if (f.scale.zero_point) return false;
     if (f.has_scale()) {
       const int sb = f.scale.bits();
@@ -125,7 +130,7 @@ class PanelMatrix {
         if (!(s.subnormals && s.specials == Specials::IEEE)) return false;
         if (!((s.exp_bits == 5 && s.man_bits == 10 && s.bias == 15) || (s.exp_bits == 8 && s.bias == 127))) return false;
       }
-      if (!(block >= cols || (block > 0 && block % 8 == 0))) return false;
+      if (!(block >= cols || (block > 0 && block % column_step(we) == 0))) return false;
     }
     return true;
   }
@@ -143,10 +148,11 @@ class PanelMatrix {
     p.map_ = detail::make_panel_code_map(f);
     p.rows_ = m;
     p.cols_ = k;
-    p.padded_cols_ = (k + 7) / 8 * 8;
+    const std::int64_t step = column_step(p.map_.bits);
+    p.padded_cols_ = (k + step - 1) / step * step;
     p.blocks_ = f.has_scale() ? pm.blocks_per_row() : (k > 0 ? 1 : 0);
     p.packed_block_ = b;
-    p.block_ = (!f.has_scale() || b >= k) ? std::max<std::int64_t>(p.padded_cols_, 8) : b;
+    p.block_ = (!f.has_scale() || b >= k) ? std::max<std::int64_t>(p.padded_cols_, step) : b;
     p.scale_bytes_ = f.has_scale() ? f.scale.bits() / 8 : 0;
     p.panels_ = (m + kPanelRows - 1) / kPanelRows;
     p.scale_int_ = p.make_scale(std::ldexp(1.0f, -p.map_.unit_exp), p.lut_int_);
@@ -216,6 +222,9 @@ class PanelMatrix {
   std::int64_t rows() const { return rows_; }
   std::int64_t cols() const { return cols_; }
   std::int64_t padded_cols() const { return padded_cols_; }
+  // Columns are padded (and blocks must be a multiple of) this many: one octet, or an octet
+  // pair for 6-bit codes.
+  static constexpr std::int64_t column_step(int bits) { return bits == 6 ? 16 : 8; }
   std::int64_t block() const { return block_; }  // padded_cols() when one block spans a row
   std::int64_t blocks_per_row() const { return blocks_; }
   std::int64_t panels() const { return panels_; }
@@ -263,9 +272,18 @@ class PanelMatrix {
   void put_code(std::uint8_t* base, int rp, int i, std::int64_t c, std::uint32_t code) {
     const std::int64_t o = c >> 3;
     const int j = static_cast<int>(c & 7);
+    auto put_nibble = [](std::uint8_t& b, int g, std::uint32_t v) {
+      b = g == 0 ? static_cast<std::uint8_t>((b & 0xF0u) | v) : static_cast<std::uint8_t>((b & 0x0Fu) | (v << 4));
+    };
     if (map_.bits == 4) {
-      std::uint8_t& b = base[o * rp * 4 + i * 4 + (j & 3)];
-      b = j < 4 ? static_cast<std::uint8_t>((b & 0xF0u) | code) : static_cast<std::uint8_t>((b & 0x0Fu) | (code << 4));
+      put_nibble(base[o * rp * 4 + i * 4 + (j & 3)], j < 4 ? 0 : 1, code);
+      return;
+    }
+    if (map_.bits == 6) {
+      const int odd = static_cast<int>(o & 1), g = j < 4 ? 0 : 1;
+      std::uint8_t* pair = base + (o >> 1) * rp * 12;
+      put_nibble(pair[odd * rp * 4 + i * 4 + (j & 3)], g, code & 0xFu);
+      pair[rp * 8 + i * 4 + (j & 3)] |= static_cast<std::uint8_t>((code >> 4) << kernels::panel_high_shift(odd, g));
       return;
     }
     base[o * rp * 8 + (j >> 2) * rp * 4 + i * 4 + (j & 3)] = static_cast<std::uint8_t>(code);

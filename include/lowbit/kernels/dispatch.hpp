@@ -50,11 +50,12 @@ inline bool cpu_has_f16c() {
   return has;
 }
 // AVX512-VNNI (vpdpbusd) from CPUID leaf 7, sub-leaf 0, ECX bit 11: the packed matmul's
-// integer kernels use it on the AVX-512 path when present.
-inline bool cpu_has_avx512_vnni() {
+// integer kernels use it on the AVX-512 path when present,
+// and AVX512-VBMI (vpermb, ECX bit 1) for its 6-bit code table: both or neither are used.
+inline bool cpu_has_avx512_vnni_vbmi() {
   static const bool has = [] {
     unsigned a = 0, b = 0, c = 0, d = 0;
-    return __get_cpuid_count(7, 0, &a, &b, &c, &d) != 0 && (c & (1u << 11)) != 0;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) != 0 && (c & (1u << 11)) != 0 && (c & (1u << 1)) != 0;
   }();
   return has;
 }

@@ -31,12 +31,12 @@ struct PanelScale {
 
 // One panel: rows [r0, r0 + rows) of W, codes and scales as laid out by PanelMatrix.
 struct PanelArgs {
-  const std::uint8_t* codes = nullptr;   // padded_cols / 8 octets of rows * bits bytes each
+  const std::uint8_t* codes = nullptr;   // padded_cols / 8 octets of rows * bits bytes each (6-bit: in pairs)
   const std::uint8_t* scales = nullptr;  // blocks x rows scale codes, `scale.bytes` each
   int rows = 0;                          // 1..16
-  int bits = 4;                          // 4 or 8
-  std::int64_t padded_cols = 0;          // K rounded up to a multiple of 8
-  std::int64_t block = 0;                // weight block length along K (a multiple of 8, or >= padded_cols)
+  int bits = 4;                          // 4, 6 or 8
+  std::int64_t padded_cols = 0;          // K rounded up to a multiple of 8 (16 for 6-bit codes)
+  std::int64_t block = 0;                // weight block length along K (a multiple of 8, 16 for 6-bit, or padded_cols)
   PanelScale scale{};
   const std::int8_t* ivalue = nullptr;   // integer value of each code (integer kernels)
   const float* fvalue = nullptr;         // float value of each code (float kernels), 2^bits entries

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "lowbit/kernels/panel_args.hpp"
+#include "lowbit/kernels/panel_scalar.hpp"
 #include "lowbit/kernels/target.hpp"
 
 namespace lowbit::kernels::avx2 {
@@ -87,12 +88,37 @@ inline void store_lanes(float* y, __m256 v, int lanes) {
   std::memcpy(y, t, static_cast<std::size_t>(lanes) * sizeof(float));
 }
 
+// Six-bit codes of octet o (rows 8h .. 8h+7) as int8 values: index = low nibble | top bits
+// << 4, looked up in four 16-entry tables chosen by the top bits.
+inline __m256i lookup64_s8(const __m256i (&lut6)[4], __m256i idx) {
+  const __m256i low = _mm256_and_si256(idx, _mm256_set1_epi8(0x0F)), top = _mm256_and_si256(idx, _mm256_set1_epi8(0x30));
+  __m256i r = _mm256_shuffle_epi8(lut6[0], low);
+  for (int t = 1; t < 4; ++t)
+    r = _mm256_blendv_epi8(r, _mm256_shuffle_epi8(lut6[t], low), _mm256_cmpeq_epi8(top, _mm256_set1_epi8(static_cast<char>(16 * t))));
+  return r;
+}
+
+inline void decode6_s8(const PanelArgs& w, HalfLoader& ld, const __m256i (&lut6)[4], std::int64_t o, __m256i (&wv)[2]) {
+  const int rows = w.rows, odd = static_cast<int>(o & 1);
+  const std::uint8_t* pair = w.codes + (o >> 1) * rows * 12;
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(pair + odd * rows * 4, 4)));
+  const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(pair + rows * 8, 4)));
+  const __m256i low4 = _mm256_set1_epi8(0x0F), top = _mm256_set1_epi8(0x30);
+  const __m256i h0 = odd ? hi : _mm256_slli_epi16(hi, 4);
+  const __m256i h1 = odd ? _mm256_srli_epi16(hi, 2) : _mm256_slli_epi16(hi, 2);
+  wv[0] = lookup64_s8(lut6, _mm256_or_si256(_mm256_and_si256(v, low4), _mm256_and_si256(h0, top)));
+  wv[1] = lookup64_s8(lut6, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_and_si256(h1, top)));
+}
+
 // ---- integer kernel ----------------------------------------------------------------------
 template <int NR>
 inline void half_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int h, PanelOut out) {
   const int rows = w.rows;
   HalfLoader ld{rows, h, {}};
   const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.ivalue)));
+  __m256i lut6[4];
+  for (int t = 0; t < 4; ++t)
+    lut6[t] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.ivalue + 16 * t)));
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   const std::int8_t* q[NR];
   for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
@@ -104,7 +130,9 @@ inline void half_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0
     for (int n = 0; n < NR; ++n) lo[n] = hi[n] = _mm256_setzero_si256();
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       __m256i wv[2];
-      if (w.bits == 4) {
+      if (w.bits == 6) {
+        decode6_s8(w, ld, lut6, o, wv);
+      } else if (w.bits == 4) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 4, 4)));
         wv[0] = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low4));
         wv[1] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
@@ -140,16 +168,22 @@ enum class Decode8 { None, Integer, Gather };
 
 template <int NR, int BITS, Decode8 D8, int H, int J>
 inline void float_column(__m256 (&p)[NR][4], __m256i v, const PanelArgs& w, __m256 lut0, __m256 lut1,
-                         const float* const (&x)[NR], std::int64_t k) {
+                         const float* const (&x)[NR], std::int64_t k, __m256i hi6 = _mm256_setzero_si256()) {
   __m256 wv;
   if constexpr (BITS == 4)
     wv = lookup16(lut0, lut1, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)));
+  else if constexpr (BITS == 6)
+    wv = _mm256_i32gather_ps(
+        w.fvalue,
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)),
+                        _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hi6, 8 * J), _mm256_set1_epi32(3)), 4)),
+        4);
   else if constexpr (D8 == Decode8::Integer)
     wv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * J), 24)), _mm256_set1_ps(w.code_unit));
   else
     wv = _mm256_i32gather_ps(w.fvalue, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)), 4);
   for (int n = 0; n < NR; ++n) p[n][J] = _mm256_fmadd_ps(wv, _mm256_set1_ps(x[n][k + 4 * H + J]), p[n][J]);
-  if constexpr (J < 3) float_column<NR, BITS, D8, H, J + 1>(p, v, w, lut0, lut1, x, k);
+  if constexpr (J < 3) float_column<NR, BITS, D8, H, J + 1>(p, v, w, lut0, lut1, x, k, hi6);
 }
 
 template <int NR, int BITS, Decode8 D8>
@@ -173,6 +207,13 @@ inline void half_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 4, 4)));
         float_column<NR, 4, D8, 0, 0>(p, v, w, lut0, lut1, x, k);
         float_column<NR, 4, D8, 1, 0>(p, v, w, lut0, lut1, x, k);
+      } else if constexpr (BITS == 6) {
+        const std::uint8_t* pair = w.codes + (o >> 1) * rows * 12;
+        const int odd = static_cast<int>(o & 1);
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(pair + odd * rows * 4, 4)));
+        const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(pair + rows * 8, 4)));
+        float_column<NR, 6, D8, 0, 0>(p, v, w, lut0, lut1, x, k, _mm256_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 0))));
+        float_column<NR, 6, D8, 1, 0>(p, v, w, lut0, lut1, x, k, _mm256_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 1))));
       } else {
         const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8, 4)));
         float_column<NR, 8, D8, 0, 0>(p, v0, w, lut0, lut1, x, k);
@@ -221,6 +262,7 @@ inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, 
 }
 inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   if (w.bits == 4) return run_halves<HalfFloat<4, Decode8::None>::Rows>(w, a, n0, nr, out);
+  if (w.bits == 6) return run_halves<HalfFloat<6, Decode8::Gather>::Rows>(w, a, n0, nr, out);
   if (w.identity8) return run_halves<HalfFloat<8, Decode8::Integer>::Rows>(w, a, n0, nr, out);
   run_halves<HalfFloat<8, Decode8::Gather>::Rows>(w, a, n0, nr, out);
 }

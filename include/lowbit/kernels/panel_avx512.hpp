@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "lowbit/kernels/panel_args.hpp"
+#include "lowbit/kernels/panel_scalar.hpp"
 #include "lowbit/kernels/target.hpp"
 
 namespace lowbit::kernels::avx512 {
@@ -75,16 +76,21 @@ enum class Decode8 { None, Integer, Gather };
 // constant: the shifts are immediates and p[n][J] stays in a register.
 template <int NR, int BITS, Decode8 D8, int H, int J>
 inline void float_column(__m512 (&p)[NR][4], __m512i v, const PanelArgs& w, __m512 lut16, const float* const (&x)[NR],
-                         std::int64_t k) {
+                         std::int64_t k, __m512i hi6 = _mm512_setzero_si512()) {
   __m512 wv;
   if constexpr (BITS == 4)
     wv = _mm512_permutexvar_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J + 4 * H), _mm512_set1_epi32(0xF)), lut16);
+  else if constexpr (BITS == 6)  // v: the low nibbles; hi6: the top bits already shifted to bits 0-1 of each byte
+    wv = _mm512_i32gather_ps(
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J + 4 * H), _mm512_set1_epi32(0xF)),
+                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi6, 8 * J), _mm512_set1_epi32(3)), 4)),
+        w.fvalue, 4);
   else if constexpr (D8 == Decode8::Integer)
     wv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * J), 24)), _mm512_set1_ps(w.code_unit));
   else
     wv = _mm512_i32gather_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)), w.fvalue, 4);
   for (int n = 0; n < NR; ++n) p[n][J] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[n][k + 4 * H + J]), p[n][J]);
-  if constexpr (J < 3) float_column<NR, BITS, D8, H, J + 1>(p, v, w, lut16, x, k);
+  if constexpr (J < 3) float_column<NR, BITS, D8, H, J + 1>(p, v, w, lut16, x, k, hi6);
 }
 
 template <int NR, int BITS, Decode8 D8>
@@ -110,6 +116,13 @@ inline void panel_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64
         const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 4);
         float_column<NR, 4, D8, 0, 0>(p, v, w, lut16, x, k);
         float_column<NR, 4, D8, 1, 0>(p, v, w, lut16, x, k);
+      } else if constexpr (BITS == 6) {
+        const std::uint8_t* pair = w.codes + (o >> 1) * rows * 12;
+        const int odd = static_cast<int>(o & 1);
+        const __m512i v = _mm512_maskz_loadu_epi8(bm, pair + odd * rows * 4);
+        const __m512i hi = _mm512_maskz_loadu_epi8(bm, pair + rows * 8);
+        float_column<NR, 6, D8, 0, 0>(p, v, w, lut16, x, k, _mm512_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 0))));
+        float_column<NR, 6, D8, 1, 0>(p, v, w, lut16, x, k, _mm512_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 1))));
       } else {
         float_column<NR, 8, D8, 0, 0>(p, _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8), w, lut16, x, k);
         float_column<NR, 8, D8, 1, 0>(p, _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + rows * 4), w, lut16, x, k);
@@ -138,13 +151,14 @@ inline void panel_float_rows(const PanelArgs& w, const FloatActArgs& a, std::int
 
 inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   if (w.bits == 4) return panel_float_rows<4, Decode8::None>(w, a, n0, nr, out);
+  if (w.bits == 6) return panel_float_rows<6, Decode8::Gather>(w, a, n0, nr, out);
   if (w.identity8) return panel_float_rows<8, Decode8::Integer>(w, a, n0, nr, out);
   panel_float_rows<8, Decode8::Gather>(w, a, n0, nr, out);
 }
 
 LOWBIT_TARGET_END
 
-// ---- integer kernel (VNNI) ---------------------------------------------------------------
+// ---- integer kernel (VNNI; VBMI for the 6-bit table) -----------------------------------------
 LOWBIT_TARGET_AVX512VNNI_BEGIN
 
 // Octet o as two vectors of u8 = w + 128 (columns 8o..8o+3 and 8o+4..8o+7 of the 16 rows).
@@ -157,6 +171,18 @@ inline void decode_octet_u8(const PanelArgs& w, __mmask64 bm, __m512i lut, std::
     const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 4);
     w0 = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, low4));
     w1 = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+  } else if constexpr (BITS == 6) {
+    // Six-bit index = low nibble | top two bits << 4, looked up in a 64-byte table (vpermb).
+    const __m512i low4 = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30);
+    const std::uint8_t* pair = w.codes + (o >> 1) * rows * 12;
+    const int odd = static_cast<int>(o & 1);
+    const __m512i v = _mm512_maskz_loadu_epi8(bm, pair + odd * rows * 4);
+    const __m512i hi = _mm512_maskz_loadu_epi8(bm, pair + rows * 8);
+    // Bits 2(2 odd + g) .. +1 of each byte moved to bits 4-5 (shifts stay inside a byte after the mask).
+    const __m512i h0 = odd ? hi : _mm512_slli_epi16(hi, 4);
+    const __m512i h1 = odd ? _mm512_srli_epi16(hi, 2) : _mm512_slli_epi16(hi, 2);
+    w0 = _mm512_permutexvar_epi8(_mm512_or_si512(_mm512_and_si512(v, low4), _mm512_and_si512(h0, top)), lut);
+    w1 = _mm512_permutexvar_epi8(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), low4), _mm512_and_si512(h1, top)), lut);
   } else {
     _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * 8 + 64 + kPrefetchBytes), _MM_HINT_T0);
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
@@ -171,10 +197,12 @@ template <int NR, int BITS>
 inline void panel_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
   const int rows = w.rows;
   const __mmask64 bm = panel_byte_mask(rows, 4);
-  alignas(16) std::uint8_t lut_u8[16] = {};
-  if constexpr (BITS == 4)
-    for (int c = 0; c < 16; ++c) lut_u8[c] = static_cast<std::uint8_t>(w.ivalue[c] + 128);
-  const __m512i lut = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(lut_u8)));
+  alignas(64) std::uint8_t lut_u8[64] = {};
+  if constexpr (BITS != 8)
+    for (int c = 0; c < (1 << BITS); ++c) lut_u8[c] = static_cast<std::uint8_t>(w.ivalue[c] + 128);
+  // 4-bit: the 16 entries in every 128-bit lane (vpshufb); 6-bit: all 64 (vpermb).
+  const __m512i lut = BITS == 6 ? _mm512_load_si512(lut_u8)
+                                : _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(lut_u8)));
   const std::int8_t* q[NR];
   for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
   __m512 y[NR];
@@ -232,6 +260,7 @@ inline void panel_int_rows(const PanelArgs& w, const IntActArgs& a, std::int64_t
 
 inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   if (w.bits == 4) return panel_int_rows<4>(w, a, n0, nr, out);
+  if (w.bits == 6) return panel_int_rows<6>(w, a, n0, nr, out);
   panel_int_rows<8>(w, a, n0, nr, out);
 }
 

@@ -43,6 +43,10 @@ inline float panel_scale_at(const PanelScale& s, const std::uint8_t* codes, int 
   return v * s.unit;
 }
 
+// 6-bit codes: where the top two bits of a column sit in the octet pair's high-bit byte (odd:
+// the second octet of the pair, g: the column's nibble, low = 0 or high = 1).
+constexpr int panel_high_shift(int odd, int g) { return 2 * (2 * odd + g); }
+
 // Code of panel row i at column k (k < padded_cols).
 inline std::uint32_t panel_code(const PanelArgs& w, int i, std::int64_t k) {
   const std::int64_t o = k >> 3;
@@ -50,6 +54,13 @@ inline std::uint32_t panel_code(const PanelArgs& w, int i, std::int64_t k) {
   if (w.bits == 4) {
     const std::uint8_t b = w.codes[o * w.rows * 4 + i * 4 + (j & 3)];
     return j < 4 ? (b & 0xFu) : (b >> 4);
+  }
+  if (w.bits == 6) {
+    const int odd = static_cast<int>(o & 1), g = j < 4 ? 0 : 1;
+    const std::uint8_t* pair = w.codes + (o >> 1) * w.rows * 12;
+    const std::uint8_t nb = pair[odd * w.rows * 4 + i * 4 + (j & 3)];
+    const std::uint8_t hb = pair[w.rows * 8 + i * 4 + (j & 3)];
+    return (g == 0 ? (nb & 0xFu) : (nb >> 4u)) | (((hb >> panel_high_shift(odd, g)) & 3u) << 4);
   }
   return w.codes[o * w.rows * 8 + (j >> 2) * w.rows * 4 + i * 4 + (j & 3)];
 }

@@ -14,7 +14,7 @@
 #define LOWBIT_TARGET_AVX2_BEGIN \
   _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c,bmi2\"))), apply_to = function)")
 #define LOWBIT_TARGET_AVX512VNNI_BEGIN \
-  _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c,bmi2\"))), apply_to = function)")
+  _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx2,fma,f16c,bmi2\"))), apply_to = function)")
 #define LOWBIT_TARGET_END _Pragma("clang attribute pop")
 #else
 // GCC 12's AVX-512 intrinsics initialise their pass-through operand from itself
@@ -25,7 +25,7 @@
       _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")        \
           _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
 #define LOWBIT_TARGET_AVX512VNNI_BEGIN                                                                          \
-  _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c,bmi2\")") \
+  _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx2,fma,f16c,bmi2\")") \
       _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")                   \
           _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
 #define LOWBIT_TARGET_AVX2_BEGIN                                               \
