@@ -3,6 +3,12 @@
 // and GGUF need nlohmann-json).
 #pragma once
 
+#include "lowbit/algo/awq.hpp"
+#include "lowbit/algo/calibration.hpp"
+#include "lowbit/algo/gptq.hpp"
+#include "lowbit/algo/llama_fold.hpp"
+#include "lowbit/algo/outlier_split.hpp"
+#include "lowbit/algo/smoothquant.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_ref.hpp"
 #include "lowbit/core/parallel.hpp"
