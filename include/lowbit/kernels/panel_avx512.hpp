@@ -167,10 +167,11 @@ inline void decode_octet_u8(const PanelArgs& w, __mmask64 bm, __m512i lut, std::
   const int rows = w.rows;
   _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * BITS + kPrefetchBytes), _MM_HINT_T0);
   if constexpr (BITS == 4) {
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    // vpermb reads the low six bits of each index byte and the table repeats its 16 entries
+    // four times, so the bits above the nibble need no masking.
     const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 4);
-    w0 = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, low4));
-    w1 = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+    w0 = _mm512_permutexvar_epi8(v, lut);
+    w1 = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), lut);
   } else if constexpr (BITS == 6) {
     // Six-bit index = low nibble | top two bits << 4, looked up in a 64-byte table (vpermb).
     const __m512i low4 = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30);
@@ -191,27 +192,29 @@ inline void decode_octet_u8(const PanelArgs& w, __mmask64 bm, __m512i lut, std::
   }
 }
 
-// Four independent vpdpbusd chains per activation row (two octets at a time), so one row's
-// dot products do not wait on each other's latency.
+// NR activation rows share each decoded weight vector. A few rows get four vpdpbusd chains
+// each (two octets at a time) so one row's dot products do not wait on each other's latency;
+// eight rows have enough independent chains with two each, which leaves registers for them.
 template <int NR, int BITS>
 inline void panel_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
+  constexpr int A = NR >= 6 ? 2 : 4;
   const int rows = w.rows;
   const __mmask64 bm = panel_byte_mask(rows, 4);
+  // The codes' u8 values (w + 128) as a 64-entry vpermb table: 6-bit codes index it directly,
+  // 4-bit codes see their 16 entries repeated four times.
   alignas(64) std::uint8_t lut_u8[64] = {};
   if constexpr (BITS != 8)
-    for (int c = 0; c < (1 << BITS); ++c) lut_u8[c] = static_cast<std::uint8_t>(w.ivalue[c] + 128);
-  // 4-bit: the 16 entries in every 128-bit lane (vpshufb); 6-bit: all 64 (vpermb).
-  const __m512i lut = BITS == 6 ? _mm512_load_si512(lut_u8)
-                                : _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(lut_u8)));
+    for (int c = 0; c < 64; ++c) lut_u8[c] = static_cast<std::uint8_t>(w.ivalue[c & ((1 << BITS) - 1)] + 128);
+  const __m512i lut = _mm512_load_si512(lut_u8);
   const std::int8_t* q[NR];
   for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
   __m512 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm512_setzero_ps();
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
-    __m512i acc[NR][4];
+    __m512i acc[NR][A];
     for (int n = 0; n < NR; ++n)
-      for (int t = 0; t < 4; ++t) acc[n][t] = _mm512_setzero_si512();
+      for (int t = 0; t < A; ++t) acc[n][t] = _mm512_setzero_si512();
     std::int64_t o = k0 >> 3;
     const std::int64_t o1 = k1 >> 3;
     for (; o + 2 <= o1; o += 2) {
@@ -222,8 +225,8 @@ inline void panel_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n
         const std::int8_t* qo = q[n] + 8 * o;
         acc[n][0] = _mm512_dpbusd_epi32(acc[n][0], w0, broadcast4(qo));
         acc[n][1] = _mm512_dpbusd_epi32(acc[n][1], w1, broadcast4(qo + 4));
-        acc[n][2] = _mm512_dpbusd_epi32(acc[n][2], w2, broadcast4(qo + 8));
-        acc[n][3] = _mm512_dpbusd_epi32(acc[n][3], w3, broadcast4(qo + 12));
+        acc[n][A - 2] = _mm512_dpbusd_epi32(acc[n][A - 2], w2, broadcast4(qo + 8));
+        acc[n][A - 1] = _mm512_dpbusd_epi32(acc[n][A - 1], w3, broadcast4(qo + 12));
       }
     }
     if (o < o1) {
@@ -236,7 +239,8 @@ inline void panel_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n
     }
     const __m512 ws = panel_scales(w.scale, block_scales(w, k0 / w.block), rows);
     for (int n = 0; n < NR; ++n) {
-      __m512i dot = _mm512_add_epi32(_mm512_add_epi32(acc[n][0], acc[n][1]), _mm512_add_epi32(acc[n][2], acc[n][3]));
+      __m512i dot = _mm512_add_epi32(acc[n][0], acc[n][1]);
+      if constexpr (A == 4) dot = _mm512_add_epi32(dot, _mm512_add_epi32(acc[n][2], acc[n][3]));
       const std::int64_t row = n0 + n;
       dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(a.sum128[row * a.granules + g]));
       const __m512 s = _mm512_mul_ps(ws, _mm512_set1_ps(a.scale[row * a.act_blocks + k0 / a.act_block]));
@@ -249,6 +253,7 @@ inline void panel_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n
 
 template <int BITS>
 inline void panel_int_rows(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
+  for (; nr >= 8; nr -= 8, n0 += 8, out.y += 8 * out.stride) panel_int_nr<8, BITS>(w, a, n0, out);
   for (; nr >= 4; nr -= 4, n0 += 4, out.y += 4 * out.stride) panel_int_nr<4, BITS>(w, a, n0, out);
   switch (nr) {
     case 3: panel_int_nr<3, BITS>(w, a, n0, out); break;
