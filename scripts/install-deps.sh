@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lowbit builds with, when any is missing.
 set -euo pipefail
-pkgs=(cmake make g++ clang-14 libclang-rt-14-dev libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev
+pkgs=(cmake make g++ clang-14 libclang-rt-14-dev llvm-14 libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev
       libcli11-dev nlohmann-json3-dev qemu-user)
 missing=()
 for p in "${pkgs[@]}"; do
