@@ -40,6 +40,7 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/io/ggml_blocks.hpp"
 #include "lowbit/io/mapped_file.hpp"
+#include "lowbit/io/partial_file.hpp"
 
 namespace lowbit::gguf {
 
@@ -535,18 +536,14 @@ inline std::uint32_t alignment_of(const std::vector<KeyValue>& metadata) {
 class Writer {
  public:
   Writer(const std::filesystem::path& path, std::vector<KeyValue> metadata, std::vector<TensorSpec> specs)
-      : path_(path.string()), partial_(path_ + ".partial"), specs_(std::move(specs)) {
+      : path_(path.string()), specs_(std::move(specs)) {
     alignment_ = alignment_of(metadata);
-    open(make_header(metadata, specs_, alignment_));  // everything is checked before a file exists
+    const std::vector<std::byte> header = make_header(metadata, specs_, alignment_);  // all checked before a file exists
+    file_.emplace(path);
+    put(header);
   }
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
-  ~Writer() {
-    if (done_) return;
-    out_.close();
-    std::error_code ec;
-    std::filesystem::remove(partial_, ec);
-  }
 
   void write(std::span<const std::byte> bytes) {
     lowbit::detail::require(next_ < specs_.size(), path_, "more tensors written than declared");
@@ -560,36 +557,15 @@ class Writer {
   }
   void finish() {
     lowbit::detail::require(next_ == specs_.size(), path_, "only ", next_, " of ", specs_.size(), " tensors written");
-    out_.close();
-    if (!out_) lowbit::detail::fail(path_, "write error");
-    std::error_code ec;
-    std::filesystem::rename(partial_, path_, ec);
-    if (ec) lowbit::detail::fail(path_, "cannot rename ", partial_, " to it: ", ec.message());
-    done_ = true;
+    file_->commit();
   }
 
  private:
-  void open(const std::vector<std::byte>& header) {
-    out_.open(partial_, std::ios::binary | std::ios::trunc);
-    if (!out_) lowbit::detail::fail(path_, "cannot open ", partial_, " for writing");
-    try {
-      put(header);
-    } catch (...) {
-      out_.close();
-      std::error_code ec;
-      std::filesystem::remove(partial_, ec);
-      throw;
-    }
-  }
-  void put(std::span<const std::byte> b) {
-    out_.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-    if (!out_) lowbit::detail::fail(path_, "write error");
-  }
+  void put(std::span<const std::byte> b) { file_->put(b); }
 
-  std::string path_, partial_;
+  std::string path_;
   std::vector<TensorSpec> specs_;
-  std::ofstream out_;
-  bool done_ = false;
+  std::optional<io::PartialFile> file_;  // PATH.partial until finish()
   std::uint32_t alignment_ = kDefaultAlignment;
   std::size_t next_ = 0;
 };

@@ -39,6 +39,7 @@
 #include "lowbit/core/error.hpp"
 #include "lowbit/formats/minifloat.hpp"
 #include "lowbit/io/mapped_file.hpp"
+#include "lowbit/io/partial_file.hpp"
 
 namespace lowbit::safetensors {
 
@@ -402,17 +403,13 @@ class Writer {
  public:
   Writer(const std::filesystem::path& path, std::vector<TensorSpec> specs,
          const std::map<std::string, std::string>& metadata = {})
-      : path_(path.string()), partial_(path_ + ".partial"), specs_(std::move(specs)) {
-    open(make_header(specs_, metadata));  // everything is checked before a file exists
+      : path_(path.string()), specs_(std::move(specs)) {
+    const std::vector<std::byte> header = make_header(specs_, metadata);  // all checked before a file exists
+    file_.emplace(path);
+    put(header);
   }
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
-  ~Writer() {
-    if (done_) return;
-    out_.close();
-    std::error_code ec;
-    std::filesystem::remove(partial_, ec);
-  }
 
   const std::vector<TensorSpec>& specs() const { return specs_; }
   std::size_t written() const { return next_; }
@@ -429,36 +426,15 @@ class Writer {
 
   void finish() {
     lowbit::detail::require(next_ == specs_.size(), path_, "only ", next_, " of ", specs_.size(), " tensors written");
-    out_.close();
-    if (!out_) lowbit::detail::fail(path_, "write error");
-    std::error_code ec;
-    std::filesystem::rename(partial_, path_, ec);
-    if (ec) lowbit::detail::fail(path_, "cannot rename ", partial_, " to it: ", ec.message());
-    done_ = true;
+    file_->commit();
   }
 
  private:
-  void open(const std::vector<std::byte>& header) {
-    out_.open(partial_, std::ios::binary | std::ios::trunc);
-    if (!out_) lowbit::detail::fail(path_, "cannot open ", partial_, " for writing");
-    try {
-      put(header);
-    } catch (...) {
-      out_.close();
-      std::error_code ec;
-      std::filesystem::remove(partial_, ec);
-      throw;
-    }
-  }
-  void put(std::span<const std::byte> b) {
-    out_.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-    if (!out_) lowbit::detail::fail(path_, "write error");
-  }
+  void put(std::span<const std::byte> b) { file_->put(b); }
 
-  std::string path_, partial_;
+  std::string path_;
   std::vector<TensorSpec> specs_;
-  std::ofstream out_;
-  bool done_ = false;
+  std::optional<io::PartialFile> file_;  // PATH.partial until finish()
   std::size_t next_ = 0;
 };
 
