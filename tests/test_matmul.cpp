@@ -129,6 +129,8 @@ TEST(PanelMatmul, LongRowsAndManyActivationRows) {
   EXPECT_TRUE(check_named({"mxfp4", "int8_b32_fp16", 9, 48, 1024}, 5));
   EXPECT_TRUE(check_named({"mxint8", "mxint8", 6, 32, 2048}, 6));
   EXPECT_TRUE(check_named({"mxfp6_e2m3", "mxint8", 5, 40, 1040}, 8));
+  EXPECT_TRUE(check_named({"int4_b32_fp16", "int8_b32_fp16", 64, 33, 100}, 10));
+  EXPECT_FALSE(check_named({"nf4_b64", "", 64, 18, 130}, 11));
   EXPECT_FALSE(check_named({"mxfp6_e3m2", "", 3, 24, 1000}, 9));
   EXPECT_FALSE(check_named({"int4_b32_fp16", "", 5, 32, 2048}, 7));
 }
