@@ -31,6 +31,9 @@ struct MatrixRef {
 
   void validate(const char* where) const {
     detail::require(rows >= 0 && cols >= 0, where, "negative shape ", rows, " x ", cols);
+    // Element counts (and the byte counts derived from them) must fit in 64 bits.
+    detail::require(cols == 0 || rows <= INT64_MAX / 8 / cols, where, "a ", rows, " x ", cols,
+                    " tensor's element count overflows 64 bits");
     detail::require(size() == 0 || data != nullptr, where, "null data for a ", rows, " x ", cols, " tensor");
   }
 };

@@ -150,7 +150,7 @@ struct MinifloatSpec {
     if (specials == Specials::FiniteNaN)
       return sign | (static_cast<std::uint32_t>(top_field()) << man_bits) | man_mask();
     // IEEE: quiet bit set, the payload's top bits kept (what vcvtps2ph / vcvtneps2bf16 do)
-    const std::uint32_t quiet = 1u << (man_bits - 1);
+    const std::uint32_t quiet = man_bits > 0 ? 1u << (man_bits - 1) : 0u;  // e*m0: no mantissa, no quiet bit
     const std::uint32_t keep = static_cast<std::uint32_t>(payload52 >> (52 - man_bits)) & man_mask();
     return sign | (static_cast<std::uint32_t>(top_field()) << man_bits) | quiet | keep;
   }

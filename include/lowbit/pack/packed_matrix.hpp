@@ -463,7 +463,7 @@ class PackedMatrix {
     detail::put_le(h + 36, std::bit_cast<std::uint32_t>(tensor_.tensor_scale), 4);
     detail::put_le(h + 40, detail::format_fingerprint(fmt_), 8);
     detail::put_le(h + 48, l.row_payload_bytes * static_cast<std::uint64_t>(l.rows), 8);
-    for (std::int64_t r = 0; r < l.rows; ++r)
+    for (std::int64_t r = 0; r < l.rows && l.row_payload_bytes > 0; ++r)
       std::memcpy(out.data() + kPackHeaderBytes + static_cast<std::size_t>(static_cast<std::uint64_t>(r) * l.row_payload_bytes),
                   row_data(r), static_cast<std::size_t>(l.row_payload_bytes));
     detail::put_le(h + 56, detail::packed_crc(out), 4);
@@ -525,7 +525,8 @@ class PackedMatrix {
     const std::uint64_t ncodes = detail::element_code_count(fmt);
     for (std::int64_t r = 0; r < l.rows; ++r) {
       auto* row = m.data_.data() + static_cast<std::uint64_t>(r) * l.row_stride_bytes;
-      std::memcpy(row, src + static_cast<std::uint64_t>(r) * l.row_payload_bytes, static_cast<std::size_t>(l.row_payload_bytes));
+      if (l.row_payload_bytes > 0)
+        std::memcpy(row, src + static_cast<std::uint64_t>(r) * l.row_payload_bytes, static_cast<std::size_t>(l.row_payload_bytes));
       // Canonical form: the bits after the payload in a row's last byte are zero.
       if (l.row_bits % 8 != 0)
         detail::require((row[l.row_payload_bytes - 1] >> (l.row_bits % 8)) == 0, where, "row ", r,
