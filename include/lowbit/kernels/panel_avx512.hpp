@@ -53,7 +53,7 @@ inline __m512 panel_scales(const PanelScale& s, const std::uint8_t* p, int rows)
   return _mm512_mul_ps(v, _mm512_set1_ps(s.unit));
 }
 
-inline constexpr int kPrefetchBytes = 1024;
+inline constexpr int kPrefetchBytes = 8192;
 
 inline __m512i broadcast4(const std::int8_t* p) {
   std::int32_t v;
@@ -109,9 +109,9 @@ inline void panel_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64
       for (int t = 0; t < 4; ++t) p[n][t] = _mm512_setzero_ps();
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       const std::int64_t k = o << 3;
-      _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * BITS + kPrefetchBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * BITS + kPrefetchBytes), _MM_HINT_T1);
       if constexpr (BITS == 8)
-        _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * 8 + 64 + kPrefetchBytes), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * 8 + 64 + kPrefetchBytes), _MM_HINT_T1);
       if constexpr (BITS == 4) {
         const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 4);
         float_column<NR, 4, D8, 0, 0>(p, v, w, lut16, x, k);
@@ -165,7 +165,7 @@ LOWBIT_TARGET_AVX512VNNI_BEGIN
 template <int BITS>
 inline void decode_octet_u8(const PanelArgs& w, __mmask64 bm, __m512i lut, std::int64_t o, __m512i& w0, __m512i& w1) {
   const int rows = w.rows;
-  _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * BITS + kPrefetchBytes), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * BITS + kPrefetchBytes), _MM_HINT_T1);
   if constexpr (BITS == 4) {
     // vpermb reads the low six bits of each index byte and the table repeats its 16 entries
     // four times, so the bits above the nibble need no masking.
@@ -185,7 +185,7 @@ inline void decode_octet_u8(const PanelArgs& w, __mmask64 bm, __m512i lut, std::
     w0 = _mm512_permutexvar_epi8(_mm512_or_si512(_mm512_and_si512(v, low4), _mm512_and_si512(h0, top)), lut);
     w1 = _mm512_permutexvar_epi8(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), low4), _mm512_and_si512(h1, top)), lut);
   } else {
-    _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * 8 + 64 + kPrefetchBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * 8 + 64 + kPrefetchBytes), _MM_HINT_T1);
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
     w0 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8), flip);
     w1 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + rows * 4), flip);
