@@ -8,8 +8,7 @@ build="${1:?usage: fuzz/run.sh <fuzz build dir> [seconds per target]}"
 seconds="${2:-20}"
 targets=(fuzz_format_name fuzz_npy fuzz_safetensors fuzz_gguf fuzz_packed_matrix fuzz_fake_quant_simd fuzz_matmul)
 mkdir -p "$build/findings"
-here="$(cd "$(dirname "$0")" && pwd)"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$here/ubsan_known_issues.supp"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 for t in "${targets[@]}"; do
   work="$build/corpus/$t"
   mkdir -p "$work"

@@ -141,11 +141,8 @@ TEST(BadShapes, NegativeShapesAndNullDataThrow) {
 // ---- formats at the edge of the grammar -----------------------------------------------------------
 
 // Found by fuzz/fuzz_format_name: a finite-only minifloat without mantissa bits (elements
-// +-2^k) computes MinifloatSpec::nan_code on every encode (minifloat.hpp, encode: the
-// `inf_or_nan` value for non-IEEE formats), and nan_code evaluates 1u << (man_bits - 1) =
-// 1u << -1 (minifloat.hpp:153), undefined behaviour that UBSan stops on (asan preset). The
-// values below come out right in an optimised build; enable once nan_code is no longer
-// reached for formats without NaN (and drop the line in fuzz/ubsan_known_issues.supp).
+// +-2^k) computed MinifloatSpec::nan_code on every encode, which shifted by -1 (undefined
+// behaviour that UBSan stops on). Fixed; this must run clean under the asan preset.
 TEST(BadFormats, FiniteOnlyMinifloatWithoutMantissaBits) {
   // e4m0, bias 7, finite only: 0 and +-2^k for k = -6 .. 8, saturating at 256.
   const std::vector<float> x = {1.0f, 2.5f, 5.0f, 0.7f, -11.0f, 1000.0f, 0.0f};
@@ -187,11 +184,8 @@ TEST(ZeroSized, MatmulWithNoActivationRowsOrNoOutputs) {
   lowbit::matmul(MatrixRef<const float>::row_major(x.data(), 2, 64), empty, {}, MatrixRef<float>{nullptr, 2, 0, 0, 1});
 }
 
-// Found by the asan preset (PackedMatrix.EveryFormatAndShape): serialize() copies each row with
-// memcpy(dst, row_data(r), 0) where the row data of a matrix without columns is a null
-// pointer (packed_matrix.hpp:467), which UBSan's nonnull-attribute check stops on. The bytes
-// are right; enable once serialize skips empty rows (and drop the line in
-// fuzz/ubsan_known_issues.supp).
+// Found by the asan preset (PackedMatrix.EveryFormatAndShape): serialize() copied each row of
+// a matrix without columns with memcpy from a null pointer. Fixed; runs clean under UBSan.
 TEST(ZeroSized, PackedMatrixWithoutColumnsSerializes) {
   const auto m = lowbit::pack_matrix(lowbit::MXFP4{}, MatrixRef<const float>{nullptr, 3, 0, 0, 1});
   const auto again = lowbit::PackedMatrix<lowbit::MinifloatFormat>::deserialize(lowbit::MXFP4::format, m.serialize());

@@ -53,6 +53,8 @@ inline __m512 panel_scales(const PanelScale& s, const std::uint8_t* p, int rows)
   return _mm512_mul_ps(v, _mm512_set1_ps(s.unit));
 }
 
+// Weights stream from memory once: they are prefetched this far ahead into L2 (T1), enough
+// lines in flight to approach DRAM bandwidth at N = 1 (1 KiB into L1 measured 20-30% slower).
 inline constexpr int kPrefetchBytes = 8192;
 
 inline __m512i broadcast4(const std::int8_t* p) {
