@@ -5,7 +5,9 @@
 #include <limits>
 #include <vector>
 
+#include "lowbit/formats/standard.hpp"
 #include "lowbit/quant/metrics.hpp"
+#include "lowbit/quant/saturation.hpp"
 
 namespace {
 
@@ -54,3 +56,30 @@ TEST(Metrics, PaperMemoryDensity) {
 }
 
 }  // namespace
+
+// Saturation counts, by hand: OCP MX's floor rule puts a block whose largest magnitude is 7.5
+// at scale 2^(2 - 2) = 1, so 7.5 clips to FP4's 6 while 3.2 and 5.0 fit; an absmax-scaled
+// int8 block never clips; an infinity that a saturating fp8 turns into 448 counts.
+TEST(Saturation, CountsClippedValuesOnly) {
+  std::vector<float> x(32, 0.25f);
+  x[0] = 7.5f;
+  x[1] = -7.5f;
+  x[2] = 3.2f;
+  x[3] = 5.0f;
+  std::vector<float> y(x.size());
+  const auto xr = lowbit::MatrixRef<const float>::row_major(x.data(), 1, 32);
+  const auto yr = lowbit::MatrixRef<float>::row_major(y.data(), 1, 32);
+  const auto mx = lowbit::quantization_error(lowbit::MXFP4::format, xr, yr);
+  EXPECT_EQ(mx.saturated, 2);
+  EXPECT_EQ(y[0], 6.0f);
+  EXPECT_EQ(mx.stats.count, 32);
+  const auto i8 = lowbit::quantization_error(lowbit::INT8_B32_FP16::format, xr, yr);
+  EXPECT_EQ(i8.saturated, 0);
+  std::vector<float> z = {1.0f, std::numeric_limits<float>::infinity(), 500.0f, -3.0f};
+  std::vector<float> zq(z.size());
+  const lowbit::MinifloatFormat e4m3{lowbit::FP8_E4M3::spec, lowbit::kNoScale, 1};  // per element, saturating
+  const auto fp8 = lowbit::quantization_error(e4m3, lowbit::MatrixRef<const float>::row_major(z.data(), 1, 4),
+                                              lowbit::MatrixRef<float>::row_major(zq.data(), 1, 4));
+  EXPECT_EQ(fp8.saturated, 2);  // the infinity and 500 (largest E4M3 value: 448)
+  EXPECT_EQ(zq[2], 448.0f);
+}

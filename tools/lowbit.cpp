@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 #include <lowbit/io/npy.hpp>
 #include <lowbit/lowbit.hpp>
+#include <lowbit/quant/saturation.hpp>
 
 #include <lowbit/io/ggml_blocks.hpp>
 #include <lowbit/io/gguf.hpp>
@@ -324,8 +325,8 @@ struct TensorResult {
   std::vector<FormatResult> by_format;
 };
 
-// Quantises one rows x cols tensor in one format and measures what it loses. An element is
-// saturated when it lies beyond the largest magnitude its block can hold (it was clipped).
+// Quantises one rows x cols tensor in one format and measures what it loses, including how
+// many values were clipped (quant/saturation.hpp).
 FormatResult measure(const lowbit::Quantizer& q, const std::vector<float>& x, std::int64_t rows, std::int64_t cols,
                      const lowbit::QuantOptions& opt) {
   FormatResult r;
@@ -340,22 +341,7 @@ FormatResult measure(const lowbit::Quantizer& q, const std::vector<float>& x, st
           const lowbit::Blocking b = grid.blocking();
           const std::int64_t block = b.kind == lowbit::Blocking::Kind::PerTensor ? rows * cols : b.block;
           r.bits = f.bits_per_element(block);
-          const lowbit::QuantizedTensor qt = lowbit::quantize(f, in, opt);
-          lowbit::dequantize(f, qt, out);
-          r.saturated = 0;
-          const double emax = f.element.max_value();
-          for (std::size_t i = 0; i < x.size(); ++i) {
-            if (!std::isfinite(x[i]) || !(std::fabs(x[i]) > std::fabs(y[i]))) continue;
-            const std::uint32_t code = qt.codes[i];
-            bool top;
-            if constexpr (std::is_same_v<F, lowbit::FixedPointFormat>) {
-              if (f.scale.zero_point) top = code == 0 || static_cast<double>(code) == emax;
-              else top = std::fabs(f.element.decode(code)) == emax;
-            } else {
-              top = std::fabs(f.element.decode(code)) == emax;
-            }
-            r.saturated += top;
-          }
+          r.saturated = lowbit::quantization_error(f, in, out, opt).saturated;
         } else {
           r.bits = q.info().bits_per_element;
           q.fake_quant(in, out, opt);

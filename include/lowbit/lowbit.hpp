@@ -28,3 +28,4 @@
 #include "lowbit/quant/fake_quant.hpp"
 #include "lowbit/quant/metrics.hpp"
 #include "lowbit/quant/registry.hpp"
+#include "lowbit/quant/saturation.hpp"
