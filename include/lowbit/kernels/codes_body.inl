@@ -70,7 +70,8 @@ inline typename V::F values_of_codes(typename V::I code, const ElementCodes& ec,
   // finite numbers (finite-only formats; FiniteNaN below its NaN code)
   const typename V::M at_top = V::eq(V::and_(mag, top), top);
   const I nan = V::or_(V::set(0x7FC00000), man23);
-  const I special = V::select(V::eq(man, V::set(0)), V::set(0x7F800000), nan);
+  // (a FiniteNaN format's one special code is NaN, also when it has no mantissa bits)
+  const I special = ec.ieee ? V::select(V::eq(man, V::set(0)), V::set(0x7F800000), nan) : nan;
   I r = V::select(V::eq(field, V::set(0)), sub, normal);
   if (ec.special_top) {
     const I nan_code = V::set(static_cast<std::int32_t>(ec.nan_mag));
