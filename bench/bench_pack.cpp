@@ -4,13 +4,16 @@
 //
 //   build/release/bench/lowbit-bench-pack --benchmark_filter='^pack/mxfp4/avx512/64MiB'
 //
-// Case names: pack/<format>/<path>/<size>/threads:<n>, unpack/... and memcpy/<size>/threads:<n>.
+// Case names: pack/<format>/<path>/<size>/threads:<n>, pack_into/..., unpack/... and
+// memcpy/<size>/threads:<n>.
 #include <benchmark/benchmark.h>
 #include <lowbit/lowbit.hpp>
 
 #include "bench_support.hpp"
 
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 namespace {
@@ -34,6 +37,32 @@ void bench_pack(benchmark::State& st, std::string format, lowbit::SimdPath path,
   set_bytes(st, n);
 }
 
+// PackedMatrix::pack_into a matrix kept across iterations: quantising into storage that
+// already exists, as an engine re-quantising activations does (and as ggml's quantize_row_*
+// into a caller's buffer).
+void bench_pack_into(benchmark::State& st, std::string format, lowbit::SimdPath path, Size size, int threads) {
+  if (lowbit_bench::skip_unsupported(st, path)) return;
+  const std::int64_t n = size.rows * size.cols;
+  const auto w = lowbit::MatrixRef<const float>::row_major(input(n).data(), size.rows, size.cols);
+  lowbit::QuantOptions opt;
+  opt.threads = threads;
+  const lowbit_bench::ForcedPath forced(path);
+  std::visit(
+      [&](const auto& f) {
+        using F = std::decay_t<decltype(f)>;
+        if constexpr (lowbit::is_block_format<F>) {
+          lowbit::PackedMatrix<F> m;
+          for (auto _ : st) {
+            lowbit::PackedMatrix<F>::pack_into(f, w, m, opt);
+            benchmark::DoNotOptimize(&m);
+            benchmark::ClobberMemory();
+          }
+        }
+      },
+      lowbit::Quantizer(format).format());
+  set_bytes(st, n);
+}
+
 // unpack has no thread option: the default thread count is set for the run.
 void bench_unpack(benchmark::State& st, std::string format, lowbit::SimdPath path, Size size, int threads) {
   if (lowbit_bench::skip_unsupported(st, path)) return;
@@ -54,6 +83,7 @@ int register_all() {
   lowbit_bench::register_cases([](const std::string& tail, const std::string& f, lowbit::SimdPath p, Size size,
                                   int threads) {
     benchmark::RegisterBenchmark(("pack/" + tail).c_str(), bench_pack, f, p, size, threads)->UseRealTime();
+    benchmark::RegisterBenchmark(("pack_into/" + tail).c_str(), bench_pack_into, f, p, size, threads)->UseRealTime();
     benchmark::RegisterBenchmark(("unpack/" + tail).c_str(), bench_unpack, f, p, size, threads)->UseRealTime();
   });
   return 0;

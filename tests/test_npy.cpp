@@ -189,6 +189,15 @@ TEST(NpyNumpyFiles, ScalarAndEmpty) {
   EXPECT_EQ(e.shape, (std::vector<std::int64_t>{0, 3}));
   EXPECT_TRUE(e.data.empty());
   expect_matrix(lowbit::npy::to_float32_matrix(e), 0, 3, {});
+  // A huge dimension beside a zero one holds no values and converts at once (it once looped
+  // over the 10^11 empty rows).
+  NpyArray wide;
+  wide.dtype = "<i2";
+  wide.shape = {111111111111, 0};
+  const lowbit::npy::FloatMatrix w = lowbit::npy::to_float32_matrix(wide);
+  EXPECT_EQ(w.rows, 111111111111);
+  EXPECT_EQ(w.cols, 0);
+  EXPECT_TRUE(w.values.empty());
 }
 
 // Serialising what was parsed reproduces numpy's bytes exactly (header layout and padding).

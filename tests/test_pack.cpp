@@ -9,6 +9,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lowbit/pack/any_packed_matrix.hpp"
@@ -581,18 +582,63 @@ namespace {
 
 // Packing straight from floats (row by row through the SIMD kernels where they apply) gives
 // exactly the bytes of packing quantize()'s output, whatever the path.
+// pack_into over a matrix that held other values (larger, smaller, another shape) gives the
+// bytes of a fresh pack, padding included, on every path.
+TEST(PackedMatrix, PackIntoReusesStorageAndWritesEveryByte) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  auto random = [&](int n) {
+    std::vector<float> v(static_cast<std::size_t>(n));
+    for (auto& x : v) x = nd(rng);
+    return v;
+  };
+  for (lowbit::SimdPath p : {lowbit::SimdPath::Scalar, lowbit::SimdPath::AVX2, lowbit::SimdPath::AVX512}) {
+    if (!lowbit::cpu_supports(p)) continue;
+    lowbit::force_simd_path(p);
+    for (const char* name : {"int8_b32_fp16", "mxfp4", "int4_b32_fp16", "mxfp6_e2m3", "uint4_b32_fp16"}) {
+      std::visit(
+          [&](const auto& f) {
+            if constexpr (lowbit::is_block_format<std::decay_t<decltype(f)>>) {
+              using P = lowbit::PackedMatrix<std::decay_t<decltype(f)>>;
+              P m;
+              for (const auto& shape : std::vector<std::pair<int, int>>{{9, 300}, {4, 77}, {9, 300}, {1, 5}, {6, 64}}) {
+                const std::vector<float> w = random(shape.first * shape.second);
+                const auto in = lowbit::MatrixRef<const float>::row_major(w.data(), shape.first, shape.second);
+                P::pack_into(f, in, m);
+                const P fresh = P::pack(f, in);
+                ASSERT_EQ(m.bytes(), fresh.bytes());
+                for (int r = 0; r < shape.first; ++r)  // whole rows: fields and padding
+                  EXPECT_EQ(std::memcmp(std::as_const(m).row_data(r), fresh.row_data(r), m.row_stride_bytes()), 0)
+                      << name << " " << shape.first << "x" << shape.second << " row " << r << " "
+                      << lowbit::to_string(p);
+              }
+            }
+          },
+          lowbit::Quantizer(name).format());
+    }
+  }
+  lowbit::clear_forced_simd_path();
+}
+
 TEST(PackedMatrix, PackingFromFloatsEqualsPackingQuantizedTensors) {
   std::mt19937 rng(9);
   std::student_t_distribution<float> t(3.0f);
-  for (const char* name : {"mxfp4", "mxfp6_e3m2", "mxint8", "bfp3_b16", "bfp5_b32", "int4_b32_fp16", "uint4_b32_fp16",
-                           "nvfp4", "fp8_e4m3", "int8_b32_e8m0", "bm_e4m3_b16"}) {
-    for (const auto& shape : std::vector<std::pair<int, int>>{{1, 1}, {3, 70}, {5, 513}, {2, 1000}}) {
+  // Every path packs (and, for 8- and 4-bit codes, bit-packs with SIMD stores) the bytes the
+  // scalar reference's codes give, in every rounding mode, odd row lengths included.
+  std::vector<lowbit::SimdPath> paths;
+  for (lowbit::SimdPath p : {lowbit::SimdPath::Scalar, lowbit::SimdPath::AVX2, lowbit::SimdPath::AVX512})
+    if (lowbit::cpu_supports(p)) paths.push_back(p);
+  for (const char* name : {"mxfp4", "mxfp6_e3m2", "mxint8", "mxint4", "bfp3_b16", "bfp5_b32", "bfp8_b16", "int4_b32_fp16",
+                           "int8_b32_fp16", "int8_b32_bf16", "int8_b64_fp32", "uint4_b32_fp16", "nvfp4", "fp8_e4m3",
+                           "int8_b32_e8m0", "bm_e4m3_b16", "int4", "fixed8_f4"}) {
+    for (const auto& shape : std::vector<std::pair<int, int>>{{1, 1}, {3, 70}, {5, 513}, {2, 1000}, {3, 31}}) {
       const int rows = shape.first, cols = shape.second;  // (clang 14 cannot capture bindings)
       std::vector<float> w(static_cast<std::size_t>(rows * cols));
       for (auto& v : w) v = 0.05f * t(rng);
       const auto in = lowbit::MatrixRef<const float>::row_major(w.data(), rows, cols);
       const lowbit::Quantizer q(name);
-      for (lowbit::Rounding mode : {lowbit::Rounding::NearestEven, lowbit::Rounding::Stochastic}) {
+      for (lowbit::Rounding mode : {lowbit::Rounding::NearestEven, lowbit::Rounding::NearestAway,
+                                    lowbit::Rounding::TowardZero, lowbit::Rounding::Stochastic}) {
         lowbit::QuantOptions opt;
         opt.rounding = mode;
         opt.seed = 3;
@@ -600,9 +646,15 @@ TEST(PackedMatrix, PackingFromFloatsEqualsPackingQuantizedTensors) {
             [&](const auto& f) {
               if constexpr (lowbit::is_block_format<std::decay_t<decltype(f)>>) {
                 using P = lowbit::PackedMatrix<std::decay_t<decltype(f)>>;
-                const auto direct = P::pack(f, in, opt).serialize();
-                const auto via = P::pack(f, lowbit::quantize(f, in, opt)).serialize();
-                EXPECT_TRUE(direct == via) << name << " " << rows << "x" << cols;
+                lowbit::force_simd_path(lowbit::SimdPath::Scalar);
+                const auto reference = P::pack(f, lowbit::quantize(f, in, opt)).serialize();
+                for (lowbit::SimdPath p : paths) {
+                  lowbit::force_simd_path(p);
+                  EXPECT_TRUE(P::pack(f, in, opt).serialize() == reference)
+                      << name << " " << rows << "x" << cols << " " << lowbit::to_string(p) << " "
+                      << lowbit::to_string(mode);
+                }
+                lowbit::clear_forced_simd_path();
               }
             },
             q.format());

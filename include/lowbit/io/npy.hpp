@@ -424,6 +424,7 @@ inline FloatMatrix to_float32_matrix(const NpyArray& a, const std::string& name 
   m.cols = a.shape.empty() ? 1 : a.shape.back();
   const auto rows = static_cast<std::size_t>(m.rows), cols = static_cast<std::size_t>(m.cols);
   m.values.resize(rows * cols);
+  if (m.values.empty()) return m;  // (a 10^11 x 0 array is legal: no row loop over it)
   const bool column_major = a.fortran_order && a.shape.size() == 2;
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t c = 0; c < cols; ++c) {

@@ -43,6 +43,45 @@ inline typename V::I codes_of_values(typename V::I r, const ElementCodes& ec) {
   return V::or_(mag, sign);
 }
 
+// Integer elements (fixed point, F >= 0 fraction bits, at most 16 bits) in the three
+// deterministic modes, for finite y: k = round(y * 2^F) by the CPU's rounding instructions,
+// clamped to the element's integers; the code is k's low bits. y * 2^F is exact, and
+// clamping to integer bounds commutes with rounding, so this is the k round_lanes and
+// codes_of_values give (the scalar round_int, then saturate) in a fifth of the operations.
+struct FastFixedCodes {
+  bool usable = false;
+  float to_int = 1.0f, kmin = 0.0f, kmax = 0.0f;
+  std::uint32_t mask = 0;
+
+  template <class Fmt>
+  FastFixedCodes(const Fmt& fmt, Rounding mode) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(fmt.element)>, FixedPointSpec>) {
+      const FixedPointSpec& e = fmt.element;
+      usable = mode != Rounding::Stochastic && !fmt.scale.zero_point && e.frac_bits >= 0 && e.frac_bits <= 23 &&
+               e.bits <= 16;
+      to_int = std::ldexp(1.0f, e.frac_bits);
+      kmin = static_cast<float>(e.min_int());
+      kmax = static_cast<float>(e.max_int());
+      mask = e.code_mask();
+    }
+  }
+};
+
+template <class V, Rounding mode>
+inline typename V::I fixed_codes_lanes(typename V::F y, const FastFixedCodes& f) {
+  using F = typename V::F;
+  F v = V::min_f(V::max_f(V::mul(y, V::setf(f.to_int)), V::setf(f.kmin)), V::setf(f.kmax));
+  if constexpr (mode == Rounding::NearestEven) {
+    v = V::round_even_f(v);
+  } else if constexpr (mode == Rounding::NearestAway) {
+    const F t = V::trunc_f(v);  // then one step away from zero when |v - t| >= 1/2
+    const typename V::I frac = V::and_(V::bits(V::sub_f(v, t)), V::set(0x7FFFFFFF));
+    const typename V::I one = V::or_(V::set(0x3F800000), V::and_(V::bits(v), V::set(static_cast<std::int32_t>(0x80000000u))));
+    v = V::add_f(t, V::flt(V::select(V::gt_u(frac, V::set(0x3EFFFFFF)), one, V::set(0))));
+  }
+  return V::and_(V::f2i(v), V::set(static_cast<std::int32_t>(f.mask)));  // f2i truncates: TowardZero
+}
+
 // Float values of element codes (before the scale), as static_cast<float>(decode(code)).
 template <class V>
 inline typename V::F values_of_codes(typename V::I code, const ElementCodes& ec,
@@ -85,9 +124,9 @@ inline typename V::F values_of_codes(typename V::I code, const ElementCodes& ec,
 // at multiples of `block` and `headers` receives the header of each block from `begin` on.
 // Returns false when a lane held a NaN the format cannot encode (the caller reruns the
 // scalar reference, which reports it).
-template <class V, Rounding mode, class Fmt>
+template <class V, Rounding mode, class Fmt, class Sink>
 bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const ElementCodes& ec, const float* x,
-                        std::uint32_t* codes, BlockHeader* headers, std::int64_t begin, std::int64_t end,
+                        const Sink& codes, BlockHeader* headers, std::int64_t begin, std::int64_t end,
                         std::int64_t block, std::uint64_t index0, std::uint64_t seed, const TensorParams& tp) {
   using I = typename V::I;
   using F = typename V::F;
@@ -104,12 +143,13 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
   if (!fmt.has_scale()) {
     for (std::int64_t i = begin; i < end; i += V::N) {
       const int n = static_cast<int>(std::min<std::int64_t>(V::N, end - i));
-      V::store_u32(codes + i, codes_of_values<V>(rounded(V::load(x + i, n), i), ec), n);
+      codes(i, codes_of_values<V>(rounded(V::load(x + i, n), i), ec), n);
     }
     return !V::any(bad);
   }
 
   const FastPow2Rule fast(fmt);
+  const FastFixedCodes fixed(fmt, mode);
   const bool pow2 = fmt.scale.kind == ScaleKind::E8M0;
   const bool asym = fmt.scale.zero_point;
   const std::uint32_t zero_code = asym ? 0u : fmt.element.encode(0.0);
@@ -126,6 +166,9 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
       I m[V::N];
       for (int j = 0; j < V::N; ++j) {
         const float* xb = x + b0 + j * block;
+        // the next group, a line per vector: streaming from memory needs more lines in flight
+        // than the hardware prefetcher keeps (measured: the loads here were the stall)
+        for (int v = 0; v < vpb; ++v) V::prefetch(xb + v * V::N + 2 * V::N * block);
         I acc = V::and_(V::bits(V::load(xb, V::N)), abs_mask);
         for (int v = 1; v < vpb; ++v) acc = V::max_u(acc, V::and_(V::bits(V::load(xb + v * V::N, V::N)), abs_mask));
         m[j] = acc;
@@ -140,23 +183,30 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
       } else if (!fast_float.template scales<V>(amax, tp, s_bits)) {
         break;  // a scale below the format's normals: the general path from here
       }
-      alignas(64) std::uint32_t scale_lanes[V::N], exp_lanes[V::N];
-      V::store_u32(scale_lanes, s_bits, V::N);
-      V::store_u32(exp_lanes, se, V::N);
+      // The scale codes: E8M0 from the exponents; a float scale is a normal number of its
+      // format here, so its code is the float's exponent rebiased and its top mantissa bits.
+      I scale_codes;
+      if (fast.usable) {
+        scale_codes = V::add(se, V::set(127));
+      } else {
+        const MinifloatSpec& sf = fmt.scale.format;
+        const I field = V::sub(V::template srl<23>(s_bits), V::set(127 - sf.bias));
+        scale_codes = V::or_(V::sllv(field, V::set(sf.man_bits)),
+                             V::srlv(V::and_(s_bits, V::set(0x007FFFFF)), V::set(23 - sf.man_bits)));
+      }
+      alignas(64) std::uint32_t scale_lanes[V::N];
+      V::store_u32(scale_lanes, scale_codes, V::N);
       for (int j = 0; j < V::N; ++j, ++headers) {
         BlockHeader h;
-        if (fast.usable) {
-          h.scale = E8M0::from_exponent(static_cast<std::int32_t>(exp_lanes[j]));
-        } else {
-          h.scale = fmt.scale.format.code_of_grid_value(static_cast<double>(bits_float(scale_lanes[j])));
-        }
+        h.scale = scale_lanes[j];
         *headers = h;
         const F sv = V::flt(V::broadcast_lane(s_bits, j)), inv = V::flt(V::broadcast_lane(inv_bits, j));
         const std::int64_t o = b0 + j * block;
         for (int v = 0; v < vpb; ++v) {
           const std::int64_t i = o + v * V::N;
           const F xv = V::load(x + i, V::N);
-          V::store_u32(codes + i, codes_of_values<V>(rounded(fast.usable ? V::mul(xv, inv) : V::div(xv, sv), i), ec), V::N);
+          const F yv = fast.usable ? V::mul(xv, inv) : V::div(xv, sv);
+          codes(i, fixed.usable ? fixed_codes_lanes<V, mode>(yv, fixed) : codes_of_values<V>(rounded(yv, i), ec), V::N);
         }
       }
     }
@@ -193,7 +243,7 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
     if (!(s > 0.0f)) {  // NaN or zero scale: the codes carry nothing
       const I fill = V::set(static_cast<std::int32_t>(asym ? h.zero_point : zero_code));
       for (std::int64_t i = b0; i < b1; i += V::N)
-        V::store_u32(codes + i, fill, static_cast<int>(std::min<std::int64_t>(V::N, b1 - i)));
+        codes(i, fill, static_cast<int>(std::min<std::int64_t>(V::N, b1 - i)));
       continue;
     }
     const F sv = V::setf(s), inv = V::flt(V::set(static_cast<std::int32_t>(pow2_float_bits(pow2 ? -se : 0))));
@@ -204,23 +254,43 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
         const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
         const I r = rounded(V::div(V::load(x + i, n), sv), i);  // integral float, |r| <= 2^24
         const I k = V::add(V::f2i(V::flt(r)), zp);
-        V::store_u32(codes + i, V::min_i(V::max_i(k, zero), qmax), n);
+        codes(i, V::min_i(V::max_i(k, zero), qmax), n);
       }
       continue;
     }
+    const bool fixed_block = fixed.usable && finite;
     for (std::int64_t i = b0; i < b1; i += V::N) {
       const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
       const F xv = V::load(x + i, n);
       const F yv = pow2 ? V::mul(xv, inv) : V::div(xv, sv);
-      V::store_u32(codes + i, codes_of_values<V>(rounded(yv, i), ec), n);
+      codes(i, fixed_block ? fixed_codes_lanes<V, mode>(yv, fixed) : codes_of_values<V>(rounded(yv, i), ec), n);
     }
   }
   return !V::any(bad);
 }
 
-template <class V, class Fmt>
+// Where quantize_line_mode's codes go: one uint32 per value, or bit-packed 8- or 4-bit codes
+// (code i at bit i * width of `out`; with 4 bits every call but a line's last starts and
+// ends on an even index, which blocks of even length guarantee).
+template <class V>
+struct U32Codes {
+  std::uint32_t* out;
+  void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u32(out + i, c, n); }
+};
+template <class V>
+struct ByteCodes {
+  std::uint8_t* out;
+  void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u8(out + i, c, n); }
+};
+template <class V>
+struct NibbleCodes {
+  std::uint8_t* out;
+  void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u4_pairs(out + i / 2, c, n); }
+};
+
+template <class V, class Fmt, class Sink>
 bool quantize_line(const Fmt& fmt, const ElementRounding& er, const ElementCodes& ec, const float* x,
-                   std::uint32_t* codes, BlockHeader* headers, std::int64_t begin, std::int64_t end, std::int64_t block,
+                   const Sink& codes, BlockHeader* headers, std::int64_t begin, std::int64_t end, std::int64_t block,
                    std::uint64_t index0, Rounding mode, std::uint64_t seed, const TensorParams& tp) {
   switch (mode) {
     case Rounding::NearestEven:

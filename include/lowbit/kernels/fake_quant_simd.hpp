@@ -113,14 +113,48 @@ bool quantize_line_simd(SimdPath path, const Fmt& fmt, const ElementRounding& er
   if (!er.eligible) return false;
   switch (path) {
     case SimdPath::AVX512:
-      return avx512::quantize_line<simd::Avx512>(fmt, er, ec, x, codes, headers, begin, end, block, index0, mode, seed,
-                                                 tp);
+      return avx512::quantize_line<simd::Avx512>(fmt, er, ec, x, avx512::U32Codes<simd::Avx512>{codes}, headers, begin,
+                                                 end, block, index0, mode, seed, tp);
     case SimdPath::AVX2:
-      return avx2::quantize_line<simd::Avx2>(fmt, er, ec, x, codes, headers, begin, end, block, index0, mode, seed, tp);
+      return avx2::quantize_line<simd::Avx2>(fmt, er, ec, x, avx2::U32Codes<simd::Avx2>{codes}, headers, begin, end,
+                                             block, index0, mode, seed, tp);
     case SimdPath::Scalar: return false;
   }
 #else
   (void)path, (void)fmt, (void)er, (void)ec, (void)x, (void)codes, (void)headers, (void)begin, (void)end, (void)block,
+      (void)index0, (void)mode, (void)seed, (void)tp;
+#endif
+  return false;
+}
+
+// quantize_line_simd over a whole line [0, end) with the codes bit-packed as they are made:
+// `width` 8 or 4 bits, code i at bit i * width of `out` (pack/bit_stream.hpp's order). False
+// when this does not apply (scalar path, other widths, 4-bit codes in odd-length blocks) or
+// a NaN the format cannot encode was met; the caller then takes the uint32 route.
+template <class Fmt>
+bool quantize_line_packed_simd(SimdPath path, const Fmt& fmt, const ElementRounding& er, const ElementCodes& ec,
+                               const float* x, int width, std::uint8_t* out, BlockHeader* headers, std::int64_t end,
+                               std::int64_t block, std::uint64_t index0, Rounding mode, std::uint64_t seed,
+                               const TensorParams& tp) {
+#if LOWBIT_HAS_X86_KERNELS
+  if (!er.eligible || !(width == 8 || (width == 4 && block % 2 == 0))) return false;
+  switch (path) {
+    case SimdPath::AVX512:
+      if (width == 8)
+        return avx512::quantize_line<simd::Avx512>(fmt, er, ec, x, avx512::ByteCodes<simd::Avx512>{out}, headers, 0, end,
+                                                   block, index0, mode, seed, tp);
+      return avx512::quantize_line<simd::Avx512>(fmt, er, ec, x, avx512::NibbleCodes<simd::Avx512>{out}, headers, 0, end,
+                                                 block, index0, mode, seed, tp);
+    case SimdPath::AVX2:
+      if (width == 8)
+        return avx2::quantize_line<simd::Avx2>(fmt, er, ec, x, avx2::ByteCodes<simd::Avx2>{out}, headers, 0, end, block,
+                                               index0, mode, seed, tp);
+      return avx2::quantize_line<simd::Avx2>(fmt, er, ec, x, avx2::NibbleCodes<simd::Avx2>{out}, headers, 0, end, block,
+                                             index0, mode, seed, tp);
+    case SimdPath::Scalar: return false;
+  }
+#else
+  (void)path, (void)fmt, (void)er, (void)ec, (void)x, (void)width, (void)out, (void)headers, (void)end, (void)block,
       (void)index0, (void)mode, (void)seed, (void)tp;
 #endif
   return false;

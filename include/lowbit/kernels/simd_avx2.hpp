@@ -34,6 +34,38 @@ struct Avx2 {
     else _mm256_maskstore_epi32(reinterpret_cast<int*>(p), tail(n), v);
   }
 
+  // Narrowing stores of codes: the low byte of each of n lanes; and lanes (2j, 2j+1), each
+  // under 16, as byte j = lane 2j | lane 2j+1 << 4 ((n + 1) / 2 bytes; lanes past n are 0).
+  static void store_u8(std::uint8_t* p, I v, int n) {
+    const __m256i lo = _mm256_shuffle_epi8(v, _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                                -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1,
+                                                                -1, -1, -1, -1, -1));
+    const __m128i b = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(lo, _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1)));
+    store_bytes(p, b, n);
+  }
+  static void store_u4_pairs(std::uint8_t* p, I v, int n) {
+    const __m256i q = _mm256_or_si256(v, _mm256_srli_epi64(v, 28));
+    const __m256i lo = _mm256_shuffle_epi8(q, _mm256_setr_epi8(0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                                -1, -1, 0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                                -1, -1, -1, -1));
+    const __m128i b = _mm_unpacklo_epi16(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
+    store_bytes(p, b, (n + 1) / 2);
+  }
+  static void store_bytes(std::uint8_t* p, __m128i b, int n) {  // the low n <= 8 bytes of b
+    if (n >= 8) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(p), b);
+      return;
+    }
+    alignas(16) std::uint8_t t[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(t), b);
+    for (int i = 0; i < n; ++i) p[i] = t[i];
+  }
+  // Rounding to integral floats (ties to even; toward zero), whatever MXCSR says.
+  static F round_even_f(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F trunc_f(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+
+  // A hint to fetch the cache line at p (never faults, whatever p is).
+  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
   static I bits(F v) { return _mm256_castps_si256(v); }
   static F flt(I v) { return _mm256_castsi256_ps(v); }
   static I set(std::int32_t x) { return _mm256_set1_epi32(x); }

@@ -30,6 +30,23 @@ struct Avx512 {
     else _mm512_mask_storeu_epi32(p, tail(n), v);
   }
 
+  // Narrowing stores of codes: the low byte of each of n lanes; and lanes (2j, 2j+1), each
+  // under 16, as byte j = lane 2j | lane 2j+1 << 4 ((n + 1) / 2 bytes; lanes past n are 0).
+  static void store_u8(std::uint8_t* p, I v, int n) {
+    if (n >= 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(v));
+    else _mm512_mask_cvtepi32_storeu_epi8(p, tail(n), v);
+  }
+  static void store_u4_pairs(std::uint8_t* p, I v, int n) {
+    const __m512i q = _mm512_or_si512(v, _mm512_srli_epi64(v, 28));
+    if (n >= 16) _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm512_cvtepi64_epi8(q));
+    else _mm512_mask_cvtepi64_storeu_epi8(p, static_cast<__mmask8>((1u << ((n + 1) / 2)) - 1u), q);
+  }
+  // Rounding to integral floats (ties to even; toward zero), whatever MXCSR says.
+  static F round_even_f(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F trunc_f(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+
+  // A hint to fetch the cache line at p (never faults, whatever p is).
+  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
   static I bits(F v) { return _mm512_castps_si512(v); }
   static F flt(I v) { return _mm512_castsi512_ps(v); }
   static I set(std::int32_t x) { return _mm512_set1_epi32(x); }

@@ -107,6 +107,8 @@ class FieldAppender {
     }
   }
   void finish() noexcept { store_bytes((nbits_ + 7) / 8); }
+  // After finish(): one past the last byte written.
+  std::uint8_t* end() const noexcept { return p_; }
 
  private:
   void store_bytes(int n) noexcept {

@@ -202,14 +202,22 @@ class PackedMatrix {
 
   // Quantises w (blocks along K, axis 1) and packs it.
   static PackedMatrix pack(const Format& fmt, MatrixRef<const float> w, const QuantOptions& opt = {}) {
+    PackedMatrix m;
+    pack_into(fmt, w, m, opt);
+    return m;
+  }
+
+  // The same into `out`, reusing its storage when it is large enough: an engine that
+  // quantises activations on every call allocates once. (If it throws, `out` holds some
+  // matrix of the new shape with unspecified values.)
+  static void pack_into(const Format& fmt, MatrixRef<const float> w, PackedMatrix& out, const QuantOptions& opt = {}) {
     w.validate("PackedMatrix::pack");
     const BlockGrid grid = detail::make_grid(fmt, opt.blocking, w.rows, w.cols);
     check_blocking(grid.blocking());
-    PackedMatrix m;
-    if (pack_rows_simd(fmt, grid, w, opt, m)) return m;
+    if (pack_rows_simd(fmt, grid, w, opt, out)) return;
     QuantizedTensor qt;
     quantize_into(fmt, w, qt, opt);
-    return pack(fmt, qt);
+    out = pack(fmt, qt);
   }
 
  private:
@@ -227,29 +235,37 @@ class PackedMatrix {
     m.tensor_ = detail::tensor_pass(fmt, w, opt.threads);
     m.layout_ = PackedLayout::make(fmt, w.rows, w.cols, grid.blocking().block);
     const PackedLayout& l = m.layout_;
-    m.data_.assign(static_cast<std::size_t>(l.row_stride_bytes * static_cast<std::uint64_t>(l.rows)), 0);
+    // every byte of every row is written below (fields, then zero padding): no fill first
+    m.data_.resize(static_cast<std::size_t>(l.row_stride_bytes * static_cast<std::uint64_t>(l.rows)));
     std::atomic<bool> ok{true};
     parallel_for(l.rows, row_chunks(l), opt.threads, [&](std::int64_t r0, std::int64_t r1) {
       std::vector<std::uint32_t> codes(static_cast<std::size_t>(l.cols));
       std::vector<BlockHeader> headers(static_cast<std::size_t>(std::max<std::int64_t>(l.blocks_per_row, 1)));
       for (std::int64_t r = r0; r < r1 && ok.load(std::memory_order_relaxed); ++r) {
-        if (!kernels::quantize_line_simd(path, fmt, er, ec, w.data + r * w.row_stride, codes.data(), headers.data(), 0,
-                                         l.cols, fmt.has_scale() ? l.block : std::max<std::int64_t>(l.cols, 1),
-                                         static_cast<std::uint64_t>(r * l.cols), opt.rounding, opt.seed, m.tensor_)) {
+        const float* x = w.data + r * w.row_stride;
+        const std::int64_t block = fmt.has_scale() ? l.block : std::max<std::int64_t>(l.cols, 1);
+        const auto index0 = static_cast<std::uint64_t>(r * l.cols);
+        std::uint64_t code_bits = 0;  // codes already in the row: 8- and 4-bit codes go in as made
+        if (kernels::quantize_line_packed_simd(path, fmt, er, ec, x, l.element_bits, m.row_data(r), headers.data(),
+                                               l.cols, block, index0, opt.rounding, opt.seed, m.tensor_)) {
+          code_bits = static_cast<std::uint64_t>(l.cols) * static_cast<std::uint64_t>(l.element_bits);
+        } else if (!kernels::quantize_line_simd(path, fmt, er, ec, x, codes.data(), headers.data(), 0, l.cols, block,
+                                                index0, opt.rounding, opt.seed, m.tensor_)) {
           ok.store(false);  // a NaN the format cannot encode: the general route reports it
           return;
         }
-        FieldAppender out(m.row_data(r), 0);
-        append_codes(out, codes.data(), l.cols, l.element_bits);
-        if (!fmt.has_scale()) {
-          out.finish();
-          continue;
-        }
-        for (std::int64_t b = 0; b < l.blocks_per_row; ++b) out.put(headers[static_cast<std::size_t>(b)].scale, l.scale_bits);
-        if (l.zero_point_bits > 0)
+        FieldAppender out(m.row_data(r), code_bits);
+        if (code_bits == 0) append_codes(out, codes.data(), l.cols, l.element_bits);
+        if (fmt.has_scale()) {
           for (std::int64_t b = 0; b < l.blocks_per_row; ++b)
-            out.put(headers[static_cast<std::size_t>(b)].zero_point, l.zero_point_bits);
+            out.put(headers[static_cast<std::size_t>(b)].scale, l.scale_bits);
+          if (l.zero_point_bits > 0)
+            for (std::int64_t b = 0; b < l.blocks_per_row; ++b)
+              out.put(headers[static_cast<std::size_t>(b)].zero_point, l.zero_point_bits);
+        }
         out.finish();
+        std::uint8_t* const row_end = m.row_data(r) + l.row_stride_bytes;
+        std::fill(out.end(), row_end, std::uint8_t{0});
       }
     });
     return ok.load();
