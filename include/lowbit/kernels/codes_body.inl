@@ -43,43 +43,80 @@ inline typename V::I codes_of_values(typename V::I r, const ElementCodes& ec) {
   return V::or_(mag, sign);
 }
 
-// Integer elements (fixed point, F >= 0 fraction bits, at most 16 bits) in the three
-// deterministic modes, for finite y: k = round(y * 2^F) by the CPU's rounding instructions,
-// clamped to the element's integers; the code is k's low bits. y * 2^F is exact, and
-// clamping to integer bounds commutes with rounding, so this is the k round_lanes and
-// codes_of_values give (the scalar round_int, then saturate) in a fifth of the operations.
-struct FastFixedCodes {
-  bool usable = false;
-  float to_int = 1.0f, kmin = 0.0f, kmax = 0.0f;
+// Direct codes of finite scaled values y for the common elements, in a fraction of the
+// operations of round_lanes + codes_of_values (same results; the exhaustive code-and-midpoint
+// tests hold both to the scalar reference):
+//   - Fixed: integer elements (F >= 0 fraction bits, at most 16 bits) in the deterministic
+//     modes: k = round(y * 2^F) by the CPU's rounding instructions, clamped to the element's
+//     integers (clamping to integer bounds commutes with rounding); the code is k's low bits.
+//   - Minifloat: saturating minifloats with subnormals, ties to even: |y| clamped to the
+//     largest value (on the grid, so rounding stays below it); below 2^emin one float addition
+//     of 2^(emin - M + 23) rounds to the subnormal step and leaves the code in the low bits;
+//     above, the float's bits rounded to M mantissa bits and rebiased are the code.
+struct FastCodes {
+  enum class Kind { None, Fixed, Minifloat } kind = Kind::None;
+  float to_int = 1.0f, kmin = 0.0f, kmax = 0.0f;  // Fixed
   std::uint32_t mask = 0;
+  std::int32_t max_bits = 0, min_normal_bits = 0, sub_magic_bits = 0, shift = 0, rebias = 0, sign_shift = 0;
 
   template <class Fmt>
-  FastFixedCodes(const Fmt& fmt, Rounding mode) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(fmt.element)>, FixedPointSpec>) {
+  FastCodes(const Fmt& fmt, Rounding mode) {
+    using E = std::decay_t<decltype(fmt.element)>;
+    if (fmt.scale.zero_point) return;
+    if constexpr (std::is_same_v<E, FixedPointSpec>) {
       const FixedPointSpec& e = fmt.element;
-      usable = mode != Rounding::Stochastic && !fmt.scale.zero_point && e.frac_bits >= 0 && e.frac_bits <= 23 &&
-               e.bits <= 16;
+      if (mode == Rounding::Stochastic || e.frac_bits < 0 || e.frac_bits > 23 || e.bits > 16) return;
+      kind = Kind::Fixed;
       to_int = std::ldexp(1.0f, e.frac_bits);
       kmin = static_cast<float>(e.min_int());
       kmax = static_cast<float>(e.max_int());
       mask = e.code_mask();
+    } else if constexpr (std::is_same_v<E, MinifloatSpec>) {
+      const MinifloatSpec& e = fmt.element;
+      const bool saturating = e.overflow == Overflow::Saturate || e.specials == Specials::FiniteOnly;
+      const int sub_step = e.emin() - e.man_bits;  // exponent of the subnormal step
+      if (mode != Rounding::NearestEven || !saturating || !e.subnormals || e.man_bits > 22 || sub_step < -126 + 1 ||
+          e.emin() > 127 || sub_step + 23 > 127)
+        return;
+      const float mx = static_cast<float>(e.max_value());
+      if (static_cast<double>(mx) != e.max_value()) return;
+      kind = Kind::Minifloat;
+      max_bits = static_cast<std::int32_t>(float_bits(mx));
+      min_normal_bits = static_cast<std::int32_t>(float_pow2_bits(e.emin()));
+      sub_magic_bits = static_cast<std::int32_t>(float_pow2_bits(sub_step + 23));
+      shift = 23 - e.man_bits;
+      rebias = (127 - e.bias) << e.man_bits;
+      sign_shift = 31 - e.exp_bits - e.man_bits;
     }
   }
+  bool usable() const { return kind != Kind::None; }
 };
 
 template <class V, Rounding mode>
-inline typename V::I fixed_codes_lanes(typename V::F y, const FastFixedCodes& f) {
+inline typename V::I fast_codes_lanes(typename V::F y, const FastCodes& f) {
   using F = typename V::F;
-  F v = V::min_f(V::max_f(V::mul(y, V::setf(f.to_int)), V::setf(f.kmin)), V::setf(f.kmax));
-  if constexpr (mode == Rounding::NearestEven) {
-    v = V::round_even_f(v);
-  } else if constexpr (mode == Rounding::NearestAway) {
-    const F t = V::trunc_f(v);  // then one step away from zero when |v - t| >= 1/2
-    const typename V::I frac = V::and_(V::bits(V::sub_f(v, t)), V::set(0x7FFFFFFF));
-    const typename V::I one = V::or_(V::set(0x3F800000), V::and_(V::bits(v), V::set(static_cast<std::int32_t>(0x80000000u))));
-    v = V::add_f(t, V::flt(V::select(V::gt_u(frac, V::set(0x3EFFFFFF)), one, V::set(0))));
+  using I = typename V::I;
+  if (f.kind == FastCodes::Kind::Fixed) {
+    F v = V::min_f(V::max_f(V::mul(y, V::setf(f.to_int)), V::setf(f.kmin)), V::setf(f.kmax));
+    if constexpr (mode == Rounding::NearestEven) {
+      v = V::round_even_f(v);
+    } else if constexpr (mode == Rounding::NearestAway) {
+      const F t = V::trunc_f(v);  // then one step away from zero when |v - t| >= 1/2
+      const I frac = V::and_(V::bits(V::sub_f(v, t)), V::set(0x7FFFFFFF));
+      const I one = V::or_(V::set(0x3F800000), V::and_(V::bits(v), V::set(static_cast<std::int32_t>(0x80000000u))));
+      v = V::add_f(t, V::flt(V::select(V::gt_u(frac, V::set(0x3EFFFFFF)), one, V::set(0))));
+    }
+    return V::and_(V::f2i(v), V::set(static_cast<std::int32_t>(f.mask)));  // f2i truncates: TowardZero
   }
-  return V::and_(V::f2i(v), V::set(static_cast<std::int32_t>(f.mask)));  // f2i truncates: TowardZero
+  const I yb = V::bits(y);
+  const I a = V::min_u(V::and_(yb, V::set(0x7FFFFFFF)), V::set(f.max_bits));
+  const I magic = V::set(f.sub_magic_bits);
+  const I sub = V::sub(V::bits(V::add_f(V::flt(a), V::flt(magic))), magic);
+  const I lsb = V::and_(V::srlv(a, V::set(f.shift)), V::set(1));
+  const I half = V::set((1 << (f.shift - 1)) - 1);
+  const I normal = V::sub(V::srlv(V::add(V::add(a, half), lsb), V::set(f.shift)), V::set(f.rebias));
+  const I mag = V::select(V::gt(V::set(f.min_normal_bits), a), sub, normal);
+  return V::or_(mag, V::srlv(V::and_(yb, V::set(static_cast<std::int32_t>(0x80000000u))), V::set(f.sign_shift)));
 }
 
 // Float values of element codes (before the scale), as static_cast<float>(decode(code)).
@@ -149,7 +186,7 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
   }
 
   const FastPow2Rule fast(fmt);
-  const FastFixedCodes fixed(fmt, mode);
+  const FastCodes direct(fmt, mode);
   const bool pow2 = fmt.scale.kind == ScaleKind::E8M0;
   const bool asym = fmt.scale.zero_point;
   const std::uint32_t zero_code = asym ? 0u : fmt.element.encode(0.0);
@@ -159,8 +196,7 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
   const FastFloatScale fast_float(fmt);
   const int vpb = static_cast<int>(block / V::N);
   std::int64_t b0 = begin;
-  // (not with a tensor scale: the header stores the block scale before it is multiplied in)
-  if ((fast.usable || fast_float.usable) && !asym && !fmt.scale.tensor_scale && block % V::N == 0 && vpb <= 4) {
+  if ((fast.usable || fast_float.usable) && !asym && block % V::N == 0 && vpb <= 4) {
     const I abs_mask = V::set(0x7FFFFFFF);
     for (; b0 + V::N * block <= end; b0 += V::N * block) {
       I m[V::N];
@@ -175,24 +211,25 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
       }
       const I amax = V::transpose_max_u(m);
       if (V::any(V::m_or(V::gt_u(V::set(0x00800000), amax), V::gt_u(amax, V::set(0x7F7FFFFF))))) break;
-      I s_bits, inv_bits = zero, se = zero;
+      I s_bits, inv_bits = zero, se = zero, block_bits = zero;
       if (fast.usable) {
         se = fast.template exponents<V>(amax);
         s_bits = pow2_float_bits_lanes<V>(se);
         inv_bits = pow2_float_bits_lanes<V>(V::sub(zero, se));
-      } else if (!fast_float.template scales<V>(amax, tp, s_bits)) {
+      } else if (!fast_float.template scales<V>(amax, tp, s_bits, &block_bits)) {
         break;  // a scale below the format's normals: the general path from here
       }
-      // The scale codes: E8M0 from the exponents; a float scale is a normal number of its
-      // format here, so its code is the float's exponent rebiased and its top mantissa bits.
+      // The scale codes: E8M0 from the exponents; a float block scale (before any tensor
+      // scale) is a normal number of its format here, so its code is the float's exponent
+      // rebiased and its top mantissa bits.
       I scale_codes;
       if (fast.usable) {
         scale_codes = V::add(se, V::set(127));
       } else {
         const MinifloatSpec& sf = fmt.scale.format;
-        const I field = V::sub(V::template srl<23>(s_bits), V::set(127 - sf.bias));
+        const I field = V::sub(V::template srl<23>(block_bits), V::set(127 - sf.bias));
         scale_codes = V::or_(V::sllv(field, V::set(sf.man_bits)),
-                             V::srlv(V::and_(s_bits, V::set(0x007FFFFF)), V::set(23 - sf.man_bits)));
+                             V::srlv(V::and_(block_bits, V::set(0x007FFFFF)), V::set(23 - sf.man_bits)));
       }
       alignas(64) std::uint32_t scale_lanes[V::N];
       V::store_u32(scale_lanes, scale_codes, V::N);
@@ -206,7 +243,7 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
           const std::int64_t i = o + v * V::N;
           const F xv = V::load(x + i, V::N);
           const F yv = fast.usable ? V::mul(xv, inv) : V::div(xv, sv);
-          codes(i, fixed.usable ? fixed_codes_lanes<V, mode>(yv, fixed) : codes_of_values<V>(rounded(yv, i), ec), V::N);
+          codes(i, direct.usable() ? fast_codes_lanes<V, mode>(yv, direct) : codes_of_values<V>(rounded(yv, i), ec), V::N);
         }
       }
     }
@@ -258,12 +295,12 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
       }
       continue;
     }
-    const bool fixed_block = fixed.usable && finite;
+    const bool direct_block = direct.usable() && finite;
     for (std::int64_t i = b0; i < b1; i += V::N) {
       const int n = static_cast<int>(std::min<std::int64_t>(V::N, b1 - i));
       const F xv = V::load(x + i, n);
       const F yv = pow2 ? V::mul(xv, inv) : V::div(xv, sv);
-      codes(i, fixed_block ? fixed_codes_lanes<V, mode>(yv, fixed) : codes_of_values<V>(rounded(yv, i), ec), n);
+      codes(i, direct_block ? fast_codes_lanes<V, mode>(yv, direct) : codes_of_values<V>(rounded(yv, i), ec), n);
     }
   }
   return !V::any(bad);

@@ -247,8 +247,11 @@ struct FastFloatScale {
   }
 
   // The same on lanes of finite absmax bits; false when a lane needs the general path.
+  // `block_bits`, if given, receives the block scales before the tensor scale is applied
+  // (what a header stores).
   template <class V>
-  bool scales(typename V::I amax, const TensorParams& tp, typename V::I& s_bits) const {
+  bool scales(typename V::I amax, const TensorParams& tp, typename V::I& s_bits,
+              typename V::I* block_bits = nullptr) const {
     using D = typename V::D;
     const D em = V::set_d(elem_max);
     D lo = V::div_d(V::lo_d(amax), em), hi = V::div_d(V::hi_d(amax), em);
@@ -261,6 +264,7 @@ struct FastFloatScale {
     if (V::any_below_d(lo, mn) || V::any_below_d(hi, mn)) return false;
     const D mx = V::set_d(max_value);
     s_bits = V::from_d(V::min_d(V::round_bits_d(lo, drop), mx), V::min_d(V::round_bits_d(hi, drop), mx));
+    if (block_bits != nullptr) *block_bits = s_bits;
     if (tensor) s_bits = V::bits(V::mul(V::flt(s_bits), V::setf(tp.tensor_scale)));
     return true;
   }
