@@ -24,6 +24,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -81,9 +82,9 @@ bool prepare_int_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w,
           const PanelCodeMap map = make_panel_code_map(f);
           if (!map.integer) return false;
           const std::int64_t k = x.cols, kp = w.padded_cols();
-          QuantizedTensor qt;
-          quantize_into(f, x, qt, activation_quant_options(opt));
-          const std::int64_t bx_raw = f.has_scale() ? qt.blocking.block : k;
+          const QuantOptions qopt = activation_quant_options(opt);
+          const BlockGrid grid = make_grid(f, qopt.blocking, x.rows, k);
+          const std::int64_t bx_raw = f.has_scale() ? grid.blocking().block : k;
           const std::int64_t bx = (bx_raw <= 0 || bx_raw >= k) ? kp : bx_raw;
           const std::int64_t bw = w.block();
           if (bx % PanelMatrix<WF>::column_step(w.code_map().bits) != 0 && bx != kp) return false;
@@ -95,14 +96,47 @@ bool prepare_int_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w,
           act.q.assign(static_cast<std::size_t>(x.rows * kp), 0);
           act.scale.assign(static_cast<std::size_t>(x.rows * act_blocks), 0.0f);
           act.sum128.assign(static_cast<std::size_t>(x.rows * granules), 0);
+          std::vector<BlockHeader> headers(static_cast<std::size_t>(x.rows * nbx));
+          TensorParams tp;
+          // 8-bit two's complement codes are the int8 values: the SIMD kernel writes them into
+          // the rows of act.q as it makes them. Otherwise (other codes, strided X, the scalar
+          // path, a NaN the format refuses) codes come from quantize_into and the code map.
+          bool direct = false;
+          if (map.identity8 && codes_simd_applies(f, grid, x.col_stride, x.size())) {
+            const SimdPath path = active_simd_path();
+            const ElementRounding er = kernels::simd_rounding(f);
+            const ElementCodes ec = element_codes(f);
+            tp = tensor_pass(f, x, qopt.threads);
+            std::atomic<bool> ok{true};
+            parallel_for(x.rows, std::max<std::int64_t>(1, x.rows / 4), qopt.threads, [&](std::int64_t r0, std::int64_t r1) {
+              for (std::int64_t r = r0; r < r1; ++r)
+                if (!kernels::quantize_line_packed_simd(
+                        path, f, er, ec, x.data + r * x.row_stride, 8,
+                        reinterpret_cast<std::uint8_t*>(act.q.data() + r * kp), headers.data() + r * nbx, k,
+                        f.has_scale() ? bx_raw : std::max<std::int64_t>(k, 1), static_cast<std::uint64_t>(r * k),
+                        qopt.rounding, qopt.seed, tp))
+                  ok.store(false);
+            });
+            direct = ok.load();
+          }
+          if (!direct) {
+            QuantizedTensor qt;
+            quantize_into(f, x, qt, qopt);
+            tp = qt.tensor;
+            for (std::int64_t r = 0; r < x.rows; ++r) {
+              std::int8_t* q = act.q.data() + r * kp;
+              for (std::int64_t c = 0; c < k; ++c) q[c] = map.ivalue[qt.codes[static_cast<std::size_t>(r * k + c)] & 0xFFu];
+              for (std::int64_t c = k; c < kp; ++c) q[c] = 0;
+            }
+            if (f.has_scale()) std::copy(qt.headers.begin(), qt.headers.end(), headers.begin());
+          }
           const float unit = std::ldexp(1.0f, -map.unit_exp);
           for (std::int64_t r = 0; r < x.rows; ++r) {
-            std::int8_t* q = act.q.data() + r * kp;
-            for (std::int64_t c = 0; c < k; ++c) q[c] = map.ivalue[qt.codes[static_cast<std::size_t>(r * k + c)] & 0xFFu];
+            const std::int8_t* q = act.q.data() + r * kp;
             for (std::int64_t b = 0; b < act_blocks; ++b) {
-              const BlockHeader h = f.has_scale() ? qt.headers[static_cast<std::size_t>(r * nbx + std::min(b, nbx - 1))]
+              const BlockHeader h = f.has_scale() ? headers[static_cast<std::size_t>(r * nbx + std::min(b, nbx - 1))]
                                                   : BlockHeader{};
-              act.scale[static_cast<std::size_t>(r * act_blocks + b)] = f.scale_value(h, qt.tensor) * unit;
+              act.scale[static_cast<std::size_t>(r * act_blocks + b)] = f.scale_value(h, tp) * unit;
             }
             for (std::int64_t gi = 0; gi < granules; ++gi) {
               std::int32_t s = 0;
