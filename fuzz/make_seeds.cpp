@@ -69,10 +69,12 @@ Bytes random_bytes(std::size_t n, unsigned seed) {
 void format_names(const fs::path& root) {
   Corpus c(root, "fuzz_format_name");
   for (const std::string& n : lowbit::standard_format_names()) c.add(n);
-  // (e4m0_..._fn: a finding once, the NaN code of a format without mantissa bits)
-  for (const char* n : {"minifloat_e4m3_bias5_nosub_fn_sat", "minifloat_e4m0_bias5_nosub_fn_sat", "minifloat_e8m23",
-                        "mxint8_b64_ceil", "mxfp4_b16_even", "int3_pt_e8m0", "uint3_pc_bf16", "fixed6_f2", "int16", "bl_w4_b8", "bm_e3m2_b32",
-                        "fp6_e2m3_b16_e4m3", "fp8_e5m2_pc_bf16", "bfp16_b1", "nf4_b1048576"})
+  // (findings once: e4m0_..._fn, the NaN code without mantissa bits; bm_e2m22, a 22-bit
+  // mantissa rounded by float addition)
+  for (const char* n : {"minifloat_e4m3_bias5_nosub_fn_sat", "minifloat_e4m0_bias5_nosub_fn_sat", "bm_e2m22_b4",
+                        "minifloat_e8m23", "mxint8_b64_ceil", "mxfp4_b16_even", "int3_pt_e8m0", "uint3_pc_bf16",
+                        "fixed6_f2", "int16", "bl_w4_b8", "bm_e3m2_b32", "fp6_e2m3_b16_e4m3", "fp8_e5m2_pc_bf16",
+                        "bfp16_b1", "nf4_b1048576"})
     c.add(std::string(n));
 }
 

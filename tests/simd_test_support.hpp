@@ -28,7 +28,7 @@ inline const std::vector<std::string>& simd_formats() {
       "fp32", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1",
       "minifloat_e4m3_fn", "minifloat_e5m2", "minifloat_e3m4_bias5", "minifloat_e4m3_nosub",
       "minifloat_e6m9_sat", "minifloat_e8m7_nosub", "minifloat_e2m5_fin", "minifloat_e5m10_bias12",
-      "minifloat_e4m0", "minifloat_e5m0_fin", "mxfp4_b64", "bfp5_b64", "int8_b64_fp32",
+      "minifloat_e4m0", "minifloat_e5m0_fin", "minifloat_e2m22_fin_sat", "minifloat_e3m22", "bm_e2m22_b4", "bm_e3m21_b8", "mxfp4_b64", "bfp5_b64", "int8_b64_fp32",
       "fixed8_f7", "fixed8_f4", "fixed16_f10", "fixed4_f-2", "int8", "int4"};
   return f;
 }

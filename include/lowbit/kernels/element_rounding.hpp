@@ -65,7 +65,10 @@ inline ElementRounding element_rounding(const MinifloatSpec& s) {
   }
   r.zero_keeps_sign = true;
   const int top = floor_log2(mx) + 1;  // every value at or above 2^top overflows
-  r.add_rounding = s.man_bits <= 22 && top - s.man_bits <= 104 && top <= 127;
+  // (a + c) - c with c = 1.5 * 2^(q + 23) rounds at step 2^q while a + c stays below 2^(q + 24),
+  // that is for a < 2^(q + 22): values of exponent q + M need M <= 21 (e2m22 once rounded
+  // 4.04 at twice its step)
+  r.add_rounding = s.man_bits <= 21 && top - s.man_bits <= 104 && top <= 127;
   r.add_clamp_bits = r.add_rounding ? static_cast<std::uint32_t>(top + 127) << 23 : 0u;
   return r;
 }
@@ -83,9 +86,10 @@ inline ElementRounding element_rounding(const FixedPointSpec& s) {
   r.inf_bits = 0;
   r.nan_encodable = false;
   r.zero_keeps_sign = false;
-  // the step is 2^-frac_bits; values from 2^(23 - frac_bits) up saturate
-  r.add_rounding = -s.frac_bits <= 104 && 23 - s.frac_bits <= 127;
-  r.add_clamp_bits = r.add_rounding ? static_cast<std::uint32_t>(23 - s.frac_bits + 127) << 23 : 0u;
+  // the step is 2^-frac_bits, exact by addition below 2^(22 - frac_bits) (see above); at most
+  // 16 bits, every value from there up saturates
+  r.add_rounding = -s.frac_bits <= 104 && 22 - s.frac_bits <= 127;
+  r.add_clamp_bits = r.add_rounding ? static_cast<std::uint32_t>(22 - s.frac_bits + 127) << 23 : 0u;
   return r;
 }
 

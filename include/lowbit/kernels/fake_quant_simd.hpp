@@ -53,7 +53,7 @@ ElementRounding simd_rounding(const Fmt& fmt) {
       // (k - zp) * s with k = round(y) + zp clamped: a wide integer rounding first
       ElementRounding wide = element_rounding(FixedPointSpec{16, 0, IntRange::TwosComplement});
       wide.max_bits = wide.neg_max_bits = float_bits(16777216.0f);
-      wide.add_clamp_bits = float_bits(16777216.0f);
+      wide.add_clamp_bits = float_bits(4194304.0f);  // exact below 2^22; clamped k saturates anyway
       return wide;
     }
     return element_rounding(fmt.element);
