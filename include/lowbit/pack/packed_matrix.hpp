@@ -254,6 +254,18 @@ class PackedMatrix {
           ok.store(false);  // a NaN the format cannot encode: the general route reports it
           return;
         }
+        if (code_bits % 8 == 0 && code_bits > 0 && l.zero_point_bits == 0 &&
+            (l.scale_bits == 8 || l.scale_bits == 16) && fmt.has_scale()) {
+          // byte-aligned 8- or 16-bit scales after byte-aligned codes: stored as they are
+          std::uint8_t* p = m.row_data(r) + code_bits / 8;
+          for (std::int64_t b = 0; b < l.blocks_per_row; ++b) {
+            const std::uint32_t sc = headers[static_cast<std::size_t>(b)].scale;
+            *p++ = static_cast<std::uint8_t>(sc);
+            if (l.scale_bits == 16) *p++ = static_cast<std::uint8_t>(sc >> 8);
+          }
+          std::fill(p, m.row_data(r) + l.row_stride_bytes, std::uint8_t{0});
+          continue;
+        }
         FieldAppender out(m.row_data(r), code_bits);
         if (code_bits == 0) append_codes(out, codes.data(), l.cols, l.element_bits);
         if (fmt.has_scale()) {
