@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lowbit/nn/quant_attention.hpp"
+#include "lowbit/pack/any_packed_matrix.hpp"
 #include "lowbit/nn/quant_linear.hpp"
 
 namespace {
@@ -99,6 +100,24 @@ std::vector<float> random_bias(std::int64_t n, unsigned seed) {
 }
 
 // ---- QuantLinear -------------------------------------------------------------------------
+
+// The layer holds its weight once: for a panel format, the panels (the format's bits plus
+// under 64 bytes per 16-row panel), not the panels and the packed matrix beside them; and the
+// panels still unpack to what the packed matrix holds.
+TEST(QuantLinear, HoldsTheWeightOnce) {
+  const std::int64_t m = 256, k = 1024;
+  std::vector<float> w(static_cast<std::size_t>(m * k));
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  for (float& v : w) v = nd(rng);
+  const auto wr = MatrixRef<const float>::row_major(w.data(), m, k);
+  for (const char* name : {"mxfp4", "int8_b32_fp16", "bfp6_b16"}) {
+    const QuantLinear l = QuantLinear::from_name(name, wr);
+    const double payload_bytes = l.weight_bits_per_element() * static_cast<double>(m * k) / 8.0;
+    EXPECT_LE(static_cast<double>(l.weight_bytes()), payload_bytes + 64.0 * static_cast<double>(m / 16)) << name;
+    EXPECT_EQ(l.dequantized_weight(), lowbit::AnyPackedMatrix::pack(name, wr).unpack()) << name;
+  }
+}
 
 TEST(QuantLinear, BfpWeightsAndActivationsAreExact) {
   // Odd shapes: K = 37 gives blocks of 16, 16 and a tail of 5.

@@ -171,21 +171,26 @@ class QuantLinear {
   }
   const std::optional<SparseWeights>& sparse() const { return sparse_; }
 
-  std::int64_t in_features() const { return std::visit([](const auto& m) { return m.cols(); }, weight_); }
-  std::int64_t out_features() const { return std::visit([](const auto& m) { return m.rows(); }, weight_); }
+  std::int64_t in_features() const { return visit_weight([](const auto& m) { return m.cols(); }); }
+  std::int64_t out_features() const { return visit_weight([](const auto& m) { return m.rows(); }); }
   const std::string& weight_format_name() const { return weight_name_; }
   // Stored weight bits per element (block scales included; a per-tensor scale counts 32
   // bits once for the whole matrix).
   double weight_bits_per_element() const {
     const double elems = static_cast<double>(in_features() * out_features());
-    const double bits = static_cast<double>(std::visit([](const auto& m) { return m.payload_bits(); }, weight_));
+    const double bits = static_cast<double>(payload_bits_);
     // A side entry costs its fp32 value and a 32-bit column index.
     const double side = sparse_ ? 64.0 * static_cast<double>(sparse_->nonzeros()) : 0.0;
     return elems > 0 ? (bits + side + (output_scale_ ? 32.0 : 0.0)) / elems : 0.0;
   }
+  // Bytes the layer holds for its weight: one copy, in the kernels' layout where there is one.
+  std::uint64_t weight_bytes() const {
+    const std::uint64_t packed = std::visit([](const auto& m) { return m.bytes(); }, weight_);
+    return packed + (panels_.index() == 0 ? 0 : visit_weight([](const auto& m) { return m.bytes(); }));
+  }
   // The weight as the layer sees it (dequantised, output scale applied).
   std::vector<float> dequantized_weight() const {
-    std::vector<float> w = std::visit([](const auto& m) { return m.unpack(); }, weight_);
+    std::vector<float> w = visit_weight([](const auto& m) { return m.unpack(); });
     if (output_scale_)
       for (float& v : w) v *= *output_scale_;
     if (sparse_)
@@ -260,8 +265,8 @@ class QuantLinear {
     std::visit([&](const auto& w) { lowbit::matmul(x, w, bias, y, opt); }, weight_);
   }
 
-  // The kernels' layout of the weight, when the format has one (the packed copy stays for
-  // reports and unpacking).
+  // The kernels' layout of the weight, when the format has one. The weight is then held once,
+  // as panels (the same bits; reports and unpacking read them), and the packed copy is freed.
   void make_panels() {
     std::visit(
         [&](const auto& w) {
@@ -269,12 +274,27 @@ class QuantLinear {
           if (PanelMatrix<F>::supports(w.format(), w.block(), w.cols())) panels_ = PanelMatrix<F>::from_packed(w);
         },
         weight_);
+    payload_bits_ = std::visit([](const auto& w) { return w.payload_bits(); }, weight_);
+    if (panels_.index() != 0) weight_ = AnyPacked{};
+  }
+
+  // fn applied to whichever form holds the weight (both have rows, cols and unpack).
+  template <class Fn>
+  auto visit_weight(Fn fn) const -> decltype(std::visit(fn, std::declval<const AnyPacked&>())) {
+    if (panels_.index() == 0) return std::visit(fn, weight_);
+    return std::visit(
+        [&](const auto& w) -> decltype(std::visit(fn, weight_)) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(w)>, std::monostate>) return {};
+          else return fn(w);
+        },
+        panels_);
   }
 
   AnyPacked weight_{};
   std::variant<std::monostate, PanelMatrix<MinifloatFormat>, PanelMatrix<FixedPointFormat>, PanelMatrix<CodebookFormat>,
                PanelMatrix<LogFormat>>
       panels_{};
+  std::uint64_t payload_bits_ = 0;  // the packed form's (panels pad K for the kernels)
   std::string weight_name_;
   std::vector<float> bias_;
   std::optional<float> output_scale_;  // per-tensor weight formats only
