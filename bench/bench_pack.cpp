@@ -22,25 +22,11 @@ using lowbit_bench::input;
 using lowbit_bench::set_bytes;
 using lowbit_bench::Size;
 
-void bench_pack(benchmark::State& st, std::string format, lowbit::SimdPath path, Size size, int threads) {
-  if (lowbit_bench::skip_unsupported(st, path)) return;
-  const std::int64_t n = size.rows * size.cols;
-  const auto w = lowbit::MatrixRef<const float>::row_major(input(n).data(), size.rows, size.cols);
-  lowbit::QuantOptions opt;
-  opt.threads = threads;
-  const lowbit_bench::ForcedPath forced(path);
-  for (auto _ : st) {
-    lowbit::AnyPackedMatrix m = lowbit::AnyPackedMatrix::pack(format, w, opt);
-    benchmark::DoNotOptimize(&m);
-    benchmark::ClobberMemory();
-  }
-  set_bytes(st, n);
-}
-
-// PackedMatrix::pack_into a matrix kept across iterations: quantising into storage that
+// pack: a new PackedMatrix per iteration (allocation and page faults included).
+// reuse: PackedMatrix::pack_into a matrix kept across iterations, quantising into storage that
 // already exists, as an engine re-quantising activations does (and as ggml's quantize_row_*
 // into a caller's buffer).
-void bench_pack_into(benchmark::State& st, std::string format, lowbit::SimdPath path, Size size, int threads) {
+void bench_pack(benchmark::State& st, std::string format, lowbit::SimdPath path, Size size, int threads, bool reuse) {
   if (lowbit_bench::skip_unsupported(st, path)) return;
   const std::int64_t n = size.rows * size.cols;
   const auto w = lowbit::MatrixRef<const float>::row_major(input(n).data(), size.rows, size.cols);
@@ -51,10 +37,15 @@ void bench_pack_into(benchmark::State& st, std::string format, lowbit::SimdPath 
       [&](const auto& f) {
         using F = std::decay_t<decltype(f)>;
         if constexpr (lowbit::is_block_format<F>) {
-          lowbit::PackedMatrix<F> m;
+          lowbit::PackedMatrix<F> kept;
           for (auto _ : st) {
-            lowbit::PackedMatrix<F>::pack_into(f, w, m, opt);
-            benchmark::DoNotOptimize(&m);
+            if (reuse) {
+              lowbit::PackedMatrix<F>::pack_into(f, w, kept, opt);
+              benchmark::DoNotOptimize(&kept);
+            } else {
+              lowbit::PackedMatrix<F> fresh = lowbit::PackedMatrix<F>::pack(f, w, opt);
+              benchmark::DoNotOptimize(&fresh);
+            }
             benchmark::ClobberMemory();
           }
         }
@@ -82,8 +73,8 @@ void bench_unpack(benchmark::State& st, std::string format, lowbit::SimdPath pat
 int register_all() {
   lowbit_bench::register_cases([](const std::string& tail, const std::string& f, lowbit::SimdPath p, Size size,
                                   int threads) {
-    benchmark::RegisterBenchmark(("pack/" + tail).c_str(), bench_pack, f, p, size, threads)->UseRealTime();
-    benchmark::RegisterBenchmark(("pack_into/" + tail).c_str(), bench_pack_into, f, p, size, threads)->UseRealTime();
+    benchmark::RegisterBenchmark(("pack/" + tail).c_str(), bench_pack, f, p, size, threads, false)->UseRealTime();
+    benchmark::RegisterBenchmark(("pack_into/" + tail).c_str(), bench_pack, f, p, size, threads, true)->UseRealTime();
     benchmark::RegisterBenchmark(("unpack/" + tail).c_str(), bench_unpack, f, p, size, threads)->UseRealTime();
   });
   return 0;
