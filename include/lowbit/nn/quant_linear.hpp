@@ -278,16 +278,19 @@ class QuantLinear {
     if (panels_.index() != 0) weight_ = AnyPacked{};
   }
 
-  // fn applied to whichever form holds the weight (both have rows, cols and unpack).
+  // fn applied to whichever form holds the weight (both have rows, cols, bytes and unpack).
+  template <class Fn, class R>
+  struct OnPanels {  // (a struct, not a lambda: clang 14 crashes on the lambda form)
+    const Fn& fn;
+    R operator()(std::monostate) const { return R{}; }
+    template <class P>
+    R operator()(const P& p) const { return fn(p); }
+  };
   template <class Fn>
-  auto visit_weight(Fn fn) const -> decltype(std::visit(fn, std::declval<const AnyPacked&>())) {
+  auto visit_weight(const Fn& fn) const -> decltype(std::visit(fn, std::declval<const AnyPacked&>())) {
+    using R = decltype(std::visit(fn, std::declval<const AnyPacked&>()));
     if (panels_.index() == 0) return std::visit(fn, weight_);
-    return std::visit(
-        [&](const auto& w) -> decltype(std::visit(fn, weight_)) {
-          if constexpr (std::is_same_v<std::decay_t<decltype(w)>, std::monostate>) return {};
-          else return fn(w);
-        },
-        panels_);
+    return std::visit(OnPanels<Fn, R>{fn}, panels_);
   }
 
   AnyPacked weight_{};
