@@ -239,45 +239,48 @@ class PackedMatrix {
     m.data_.resize(static_cast<std::size_t>(l.row_stride_bytes * static_cast<std::uint64_t>(l.rows)));
     std::atomic<bool> ok{true};
     parallel_for(l.rows, row_chunks(l), opt.threads, [&](std::int64_t r0, std::int64_t r1) {
-      std::vector<std::uint32_t> codes(static_cast<std::size_t>(l.cols));
+      std::vector<std::uint32_t> codes;  // only for codes the kernel cannot bit-pack as it goes
       std::vector<BlockHeader> headers(static_cast<std::size_t>(std::max<std::int64_t>(l.blocks_per_row, 1)));
       for (std::int64_t r = r0; r < r1 && ok.load(std::memory_order_relaxed); ++r) {
         const float* x = w.data + r * w.row_stride;
         const std::int64_t block = fmt.has_scale() ? l.block : std::max<std::int64_t>(l.cols, 1);
         const auto index0 = static_cast<std::uint64_t>(r * l.cols);
-        std::uint64_t code_bits = 0;  // codes already in the row: 8- and 4-bit codes go in as made
-        if (kernels::quantize_line_packed_simd(path, fmt, er, ec, x, l.element_bits, m.row_data(r), headers.data(),
-                                               l.cols, block, index0, opt.rounding, opt.seed, m.tensor_)) {
-          code_bits = static_cast<std::uint64_t>(l.cols) * static_cast<std::uint64_t>(l.element_bits);
-        } else if (!kernels::quantize_line_simd(path, fmt, er, ec, x, codes.data(), headers.data(), 0, l.cols, block,
-                                                index0, opt.rounding, opt.seed, m.tensor_)) {
-          ok.store(false);  // a NaN the format cannot encode: the general route reports it
-          return;
+        std::uint8_t* const row = m.row_data(r);
+        const bool packed = kernels::quantize_line_packed_simd(path, fmt, er, ec, x, l.element_bits, row, headers.data(),
+                                                               l.cols, block, index0, opt.rounding, opt.seed, m.tensor_);
+        if (!packed) {
+          codes.resize(static_cast<std::size_t>(l.cols));
+          if (!kernels::quantize_line_simd(path, fmt, er, ec, x, codes.data(), headers.data(), 0, l.cols, block, index0,
+                                           opt.rounding, opt.seed, m.tensor_)) {
+            ok.store(false);  // a NaN the format cannot encode: the general route reports it
+            return;
+          }
         }
-        if (code_bits % 8 == 0 && code_bits > 0 && l.zero_point_bits == 0 &&
-            (l.scale_bits == 8 || l.scale_bits == 16) && fmt.has_scale()) {
+        const std::uint64_t code_bits = static_cast<std::uint64_t>(l.cols) * static_cast<std::uint64_t>(l.element_bits);
+        std::uint8_t* end;  // one past the row's last field byte
+        if (packed && code_bits % 8 == 0 && l.zero_point_bits == 0 && (l.scale_bits == 8 || l.scale_bits == 16) &&
+            fmt.has_scale()) {
           // byte-aligned 8- or 16-bit scales after byte-aligned codes: stored as they are
-          std::uint8_t* p = m.row_data(r) + code_bits / 8;
+          end = row + code_bits / 8;
           for (std::int64_t b = 0; b < l.blocks_per_row; ++b) {
             const std::uint32_t sc = headers[static_cast<std::size_t>(b)].scale;
-            *p++ = static_cast<std::uint8_t>(sc);
-            if (l.scale_bits == 16) *p++ = static_cast<std::uint8_t>(sc >> 8);
+            *end++ = static_cast<std::uint8_t>(sc);
+            if (l.scale_bits == 16) *end++ = static_cast<std::uint8_t>(sc >> 8);
           }
-          std::fill(p, m.row_data(r) + l.row_stride_bytes, std::uint8_t{0});
-          continue;
-        }
-        FieldAppender out(m.row_data(r), code_bits);
-        if (code_bits == 0) append_codes(out, codes.data(), l.cols, l.element_bits);
-        if (fmt.has_scale()) {
-          for (std::int64_t b = 0; b < l.blocks_per_row; ++b)
-            out.put(headers[static_cast<std::size_t>(b)].scale, l.scale_bits);
-          if (l.zero_point_bits > 0)
+        } else {
+          FieldAppender out(row, packed ? code_bits : 0);
+          if (!packed) append_codes(out, codes.data(), l.cols, l.element_bits);
+          if (fmt.has_scale()) {
             for (std::int64_t b = 0; b < l.blocks_per_row; ++b)
-              out.put(headers[static_cast<std::size_t>(b)].zero_point, l.zero_point_bits);
+              out.put(headers[static_cast<std::size_t>(b)].scale, l.scale_bits);
+            if (l.zero_point_bits > 0)
+              for (std::int64_t b = 0; b < l.blocks_per_row; ++b)
+                out.put(headers[static_cast<std::size_t>(b)].zero_point, l.zero_point_bits);
+          }
+          out.finish();
+          end = out.end();
         }
-        out.finish();
-        std::uint8_t* const row_end = m.row_data(r) + l.row_stride_bytes;
-        std::fill(out.end(), row_end, std::uint8_t{0});
+        std::fill(end, row + l.row_stride_bytes, std::uint8_t{0});
       }
     });
     return ok.load();
