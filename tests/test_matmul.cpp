@@ -189,11 +189,11 @@ TEST(PanelMatrix, HoldsExactlyThePackedCodesAndScales) {
             ASSERT_EQ(a.size(), b.size());
             EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
             // Memory: the payload is the format's bits over K rounded up to 8 columns, plus
-            // under one cache line per panel.
+            // under two cache lines per panel (after the scales, after the codes).
             const std::uint64_t kp = f.element_bits() == 6 ? 112u : 104u;  // K = 100 padded to 16 or 8
             EXPECT_EQ(pw.payload_bits(), static_cast<std::uint64_t>(m) * (kp * static_cast<std::uint64_t>(f.element_bits()) +
                                                                         static_cast<std::uint64_t>(pm.blocks_per_row()) * (f.has_scale() ? f.scale.bits() : 0)));
-            EXPECT_LT(pw.bytes() * 8, pw.payload_bits() + static_cast<std::uint64_t>(pw.panels()) * 512u);
+            EXPECT_LT(pw.bytes() * 8, pw.payload_bits() + static_cast<std::uint64_t>(pw.panels()) * 1024u);
           }
         },
         lowbit::Quantizer(name).format());

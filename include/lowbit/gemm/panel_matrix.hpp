@@ -4,6 +4,8 @@
 //
 //   rows are grouped in panels of 16 (the last panel may hold fewer, `rp`);
 //   panel p starts at byte p * panel_stride (64-byte aligned) and holds
+//     scales  nb blocks x rp rows, each scale code little-endian in its own width (1, 2 or 4
+//             bytes), padded to a multiple of 64 bytes
 //     codes   Kp / 8 octets; octet o covers columns 8o .. 8o+7:
 //               4-bit: rp * 4 bytes; byte 4i + j of row i holds column 8o+j in its low nibble
 //                      and column 8o+4+j in its high nibble (j = 0..3)
@@ -12,7 +14,10 @@
 //                      octets' low four bits as in the 4-bit layout (rp * 4 bytes each), then
 //                      rp * 4 bytes of top two bits: byte 4i + j holds, at bit 2(2 odd + g), those
 //                      of column 8o + 4g + j (odd = o & 1; g = 0 low nibble, 1 high nibble)
-//     scales  nb blocks x rp rows, each scale code little-endian in its own width (1, 2 or 4 bytes)
+//
+// Scales come first so that a kernel streaming one panel's codes, with its prefetches running
+// ahead, has already brought in the next panel's scales: behind the codes they would be a
+// second stream that missed in cache at every new line (N = 1 from DRAM ran at half speed).
 //
 // where Kp = K rounded up to a multiple of 8, 16 for 6-bit codes (the pad columns hold a code
 // whose value is 0).
@@ -23,7 +28,7 @@
 // bits, blocks along K that are a multiple of 8 (16 for 6-bit codes) or one block per row. `supports()` says; other
 // formats use PackedMatrix with the matmul's generic path.
 //
-// Memory: payload_bits() = M * (Kp * We + nb * Ws); bytes() adds under 64 bytes per panel.
+// Memory: payload_bits() = M * (Kp * We + nb * Ws); bytes() adds under 128 bytes per panel.
 #pragma once
 
 #include <algorithm>
@@ -166,14 +171,14 @@ class PanelMatrix {
     parallel_for(p.panels_, p.panels_, 0, [&](std::int64_t p0, std::int64_t p1) {
       for (std::int64_t pi = p0; pi < p1; ++pi) {
         const int rp = p.panel_rows(pi);
-        std::uint8_t* base = p.data_.data() + pi * p.panel_stride_;
-        std::uint8_t* scales = base + p.codes_bytes(rp);
+        std::uint8_t* scales = p.data_.data() + pi * p.panel_stride_;
+        std::uint8_t* codes = scales + p.scales_bytes(rp);
         for (int i = 0; i < rp; ++i) {
           const std::int64_t r = pi * kPanelRows + i;
           const std::uint8_t* row = pm.row_data(r);
           FieldExtractor fx(row, 0, row + l.row_payload_bytes);
           for (std::int64_t c = 0; c < p.padded_cols_; ++c)
-            p.put_code(base, rp, i, c, c < k ? fx.get(l.element_bits) : p.map_.zero_code);
+            p.put_code(codes, rp, i, c, c < k ? fx.get(l.element_bits) : p.map_.zero_code);
           if (f.has_scale())
             for (std::int64_t blk = 0; blk < p.blocks_; ++blk) {
               const std::uint32_t s = pm.header(r, blk).scale;
@@ -248,8 +253,8 @@ class PanelMatrix {
   kernels::PanelArgs panel(std::int64_t p, bool integer) const {
     kernels::PanelArgs a;
     const int rp = panel_rows(p);
-    a.codes = data_.data() + p * panel_stride_;
-    a.scales = a.codes + codes_bytes(rp);
+    a.scales = data_.data() + p * panel_stride_;
+    a.codes = a.scales + scales_bytes(rp);
     a.rows = rp;
     a.bits = map_.bits;
     a.padded_cols = padded_cols_;
@@ -266,9 +271,8 @@ class PanelMatrix {
  private:
   static std::int64_t round64(std::int64_t n) { return (n + 63) / 64 * 64; }
   std::int64_t codes_bytes(int rp) const { return padded_cols_ / 8 * rp * map_.bits; }
-  static std::int64_t panel_payload(const PanelMatrix& p, int rp) {
-    return p.codes_bytes(rp) + p.blocks_ * rp * p.scale_bytes_;
-  }
+  std::int64_t scales_bytes(int rp) const { return round64(blocks_ * rp * scale_bytes_); }
+  static std::int64_t panel_payload(const PanelMatrix& p, int rp) { return p.scales_bytes(rp) + p.codes_bytes(rp); }
   void put_code(std::uint8_t* base, int rp, int i, std::int64_t c, std::uint32_t code) {
     const std::int64_t o = c >> 3;
     const int j = static_cast<int>(c & 7);
