@@ -620,6 +620,40 @@ TEST(PackedMatrix, PackIntoReusesStorageAndWritesEveryByte) {
   lowbit::clear_forced_simd_path();
 }
 
+TEST(PackedMatrix, LargeMatricesWrittenWithStreamingStoresAreExact) {
+  // Above kStreamingPackBytes the 8-bit codes go out with non-temporal stores: the bytes must
+  // not change, from two threads, with rows of an odd length (half the stores misaligned).
+  const int rows = 1201, cols = 7001;
+  ASSERT_GE(static_cast<std::size_t>(rows) * cols, lowbit::detail::kStreamingPackBytes);
+  std::mt19937 rng(12);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> w(static_cast<std::size_t>(rows) * cols);
+  for (auto& v : w) v = nd(rng);
+  const auto in = lowbit::MatrixRef<const float>::row_major(w.data(), rows, cols);
+  for (const char* name : {"int8_b32_fp16", "mxint8"}) {
+    std::visit(
+        [&](const auto& f) {
+          if constexpr (lowbit::is_block_format<std::decay_t<decltype(f)>>) {
+            using P = lowbit::PackedMatrix<std::decay_t<decltype(f)>>;
+            lowbit::QuantOptions opt;
+            opt.threads = 2;
+            lowbit::force_simd_path(lowbit::SimdPath::Scalar);
+            const auto reference = P::pack(f, in, opt).serialize();
+            for (lowbit::SimdPath p : {lowbit::SimdPath::AVX2, lowbit::SimdPath::AVX512}) {
+              if (!lowbit::cpu_supports(p)) continue;
+              lowbit::force_simd_path(p);
+              P m = P::pack(f, in, opt);
+              EXPECT_TRUE(m.serialize() == reference) << name << " " << lowbit::to_string(p);
+              P::pack_into(f, in, m, opt);
+              EXPECT_TRUE(m.serialize() == reference) << name << " " << lowbit::to_string(p) << " pack_into";
+            }
+            lowbit::clear_forced_simd_path();
+          }
+        },
+        lowbit::Quantizer(name).format());
+  }
+}
+
 TEST(PackedMatrix, PackingFromFloatsEqualsPackingQuantizedTensors) {
   std::mt19937 rng(9);
   std::student_t_distribution<float> t(3.0f);

@@ -314,10 +314,13 @@ struct U32Codes {
   std::uint32_t* out;
   void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u32(out + i, c, n); }
 };
+// `stream`: non-temporal stores for output that would not stay in cache anyway: they skip
+// reading each line before it is written (the caller fences after the line).
 template <class V>
 struct ByteCodes {
   std::uint8_t* out;
-  void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u8(out + i, c, n); }
+  bool stream = false;
+  void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u8(out + i, c, n, stream); }
 };
 template <class V>
 struct NibbleCodes {

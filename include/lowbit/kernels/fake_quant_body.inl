@@ -250,8 +250,8 @@ struct FastFloatScale {
   // `block_bits`, if given, receives the block scales before the tensor scale is applied
   // (what a header stores).
   template <class V>
-  bool scales(typename V::I amax, const TensorParams& tp, typename V::I& s_bits,
-              typename V::I* block_bits = nullptr) const {
+  LOWBIT_ALWAYS_INLINE bool scales(typename V::I amax, const TensorParams& tp, typename V::I& s_bits,
+                                   typename V::I* block_bits = nullptr) const {
     using D = typename V::D;
     const D em = V::set_d(elem_max);
     D lo = V::div_d(V::lo_d(amax), em), hi = V::div_d(V::hi_d(amax), em);

@@ -131,33 +131,46 @@ bool quantize_line_simd(SimdPath path, const Fmt& fmt, const ElementRounding& er
 // `width` 8 or 4 bits, code i at bit i * width of `out` (pack/bit_stream.hpp's order). False
 // when this does not apply (scalar path, other widths, 4-bit codes in odd-length blocks) or
 // a NaN the format cannot encode was met; the caller then takes the uint32 route.
+// `stream`: 8-bit codes go out with non-temporal stores, for output too large to stay in
+// cache: no read of each line before it is written. Call fence_streamed_stores() before
+// other threads read the output (once per batch of lines: a fence per line measured slower).
 template <class Fmt>
 bool quantize_line_packed_simd(SimdPath path, const Fmt& fmt, const ElementRounding& er, const ElementCodes& ec,
                                const float* x, int width, std::uint8_t* out, BlockHeader* headers, std::int64_t end,
                                std::int64_t block, std::uint64_t index0, Rounding mode, std::uint64_t seed,
-                               const TensorParams& tp) {
+                               const TensorParams& tp, bool stream = false) {
 #if LOWBIT_HAS_X86_KERNELS
   if (!er.eligible || !(width == 8 || (width == 4 && block % 2 == 0))) return false;
+  bool ok = false;
   switch (path) {
     case SimdPath::AVX512:
-      if (width == 8)
-        return avx512::quantize_line<simd::Avx512>(fmt, er, ec, x, avx512::ByteCodes<simd::Avx512>{out}, headers, 0, end,
-                                                   block, index0, mode, seed, tp);
-      return avx512::quantize_line<simd::Avx512>(fmt, er, ec, x, avx512::NibbleCodes<simd::Avx512>{out}, headers, 0, end,
-                                                 block, index0, mode, seed, tp);
+      ok = width == 8 ? avx512::quantize_line<simd::Avx512>(fmt, er, ec, x, avx512::ByteCodes<simd::Avx512>{out, stream},
+                                                            headers, 0, end, block, index0, mode, seed, tp)
+                      : avx512::quantize_line<simd::Avx512>(fmt, er, ec, x, avx512::NibbleCodes<simd::Avx512>{out},
+                                                            headers, 0, end, block, index0, mode, seed, tp);
+      break;
     case SimdPath::AVX2:
-      if (width == 8)
-        return avx2::quantize_line<simd::Avx2>(fmt, er, ec, x, avx2::ByteCodes<simd::Avx2>{out}, headers, 0, end, block,
-                                               index0, mode, seed, tp);
-      return avx2::quantize_line<simd::Avx2>(fmt, er, ec, x, avx2::NibbleCodes<simd::Avx2>{out}, headers, 0, end, block,
-                                             index0, mode, seed, tp);
+      ok = width == 8 ? avx2::quantize_line<simd::Avx2>(fmt, er, ec, x, avx2::ByteCodes<simd::Avx2>{out, stream}, headers,
+                                                        0, end, block, index0, mode, seed, tp)
+                      : avx2::quantize_line<simd::Avx2>(fmt, er, ec, x, avx2::NibbleCodes<simd::Avx2>{out}, headers, 0,
+                                                        end, block, index0, mode, seed, tp);
+      break;
     case SimdPath::Scalar: return false;
   }
+  return ok;
 #else
   (void)path, (void)fmt, (void)er, (void)ec, (void)x, (void)width, (void)out, (void)headers, (void)end, (void)block,
-      (void)index0, (void)mode, (void)seed, (void)tp;
+      (void)index0, (void)mode, (void)seed, (void)tp, (void)stream;
 #endif
   return false;
+}
+
+// Orders the non-temporal stores of quantize_line_packed_simd(..., stream = true) before
+// every store that follows (such as the release that lets another thread read them).
+inline void fence_streamed_stores() {
+#if LOWBIT_HAS_X86_KERNELS
+  _mm_sfence();
+#endif
 }
 
 // Returns false when `path` has no kernel (the caller runs the scalar reference).

@@ -5,6 +5,10 @@
 
 #include <immintrin.h>
 
+// For the few helpers that sit in hot loops but that the compilers' size heuristics keep out
+// of line (a call spills the operands they take by array).
+#define LOWBIT_ALWAYS_INLINE __attribute__((always_inline)) inline
+
 #define LOWBIT_AVX512_FEATURES "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,bmi2"
 #define LOWBIT_AVX2_FEATURES "avx2,fma,f16c,bmi2"
 
