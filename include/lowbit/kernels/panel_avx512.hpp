@@ -68,9 +68,9 @@ inline const std::uint8_t* block_scales(const PanelArgs& w, std::int64_t b) {
   return w.scales + b * w.rows * w.scale.bytes;
 }
 
-// Every block scale of the panel as 16 floats per block, decoded once per kernel call: the
-// integer kernel walks a panel once per group of activation rows (64 times at N = 512), and
-// decoding in the loop measured 10% of its time. One buffer per thread, reused.
+// Every block scale of the panel as 16 floats per block, decoded once per kernel call: a
+// kernel walks a panel once per group of activation rows (64 times at N = 512), and decoding
+// in the loop measured 10% of the integer kernel's time. One buffer per thread, reused.
 inline const float* decoded_panel_scales(const PanelArgs& w) {
   thread_local std::vector<float> buf;
   const std::int64_t blocks = (w.padded_cols + w.block - 1) / w.block;
@@ -109,7 +109,7 @@ inline void float_column(__m512 (&p)[NR][4], __m512i v, const PanelArgs& w, __m5
 }
 
 template <int NR, int BITS, Decode8 D8>
-inline void panel_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, PanelOut out) {
+inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatActArgs& a, std::int64_t n0, PanelOut out) {
   const int rows = w.rows;
   const __mmask64 bm = panel_byte_mask(rows, 4);
   const float* x[NR];
@@ -143,7 +143,7 @@ inline void panel_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64
         float_column<NR, 8, D8, 1, 0>(p, _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + rows * 4), w, lut16, x, k);
       }
     }
-    const __m512 ws = panel_scales(w.scale, block_scales(w, k0 / w.block), rows);
+    const __m512 ws = _mm512_loadu_ps(scales + k0 / w.block * kPanelRows);
     for (int n = 0; n < NR; ++n) {
       const __m512 b = _mm512_add_ps(_mm512_add_ps(p[n][0], p[n][1]), _mm512_add_ps(p[n][2], p[n][3]));
       y[n] = _mm512_fmadd_ps(b, ws, y[n]);
@@ -155,11 +155,12 @@ inline void panel_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64
 
 template <int BITS, Decode8 D8>
 inline void panel_float_rows(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
-  for (; nr >= 4; nr -= 4, n0 += 4, out.y += 4 * out.stride) panel_float_nr<4, BITS, D8>(w, a, n0, out);
+  const float* s = decoded_panel_scales(w);
+  for (; nr >= 4; nr -= 4, n0 += 4, out.y += 4 * out.stride) panel_float_nr<4, BITS, D8>(w, s, a, n0, out);
   switch (nr) {
-    case 3: panel_float_nr<3, BITS, D8>(w, a, n0, out); break;
-    case 2: panel_float_nr<2, BITS, D8>(w, a, n0, out); break;
-    case 1: panel_float_nr<1, BITS, D8>(w, a, n0, out); break;
+    case 3: panel_float_nr<3, BITS, D8>(w, s, a, n0, out); break;
+    case 2: panel_float_nr<2, BITS, D8>(w, s, a, n0, out); break;
+    case 1: panel_float_nr<1, BITS, D8>(w, s, a, n0, out); break;
     default: break;
   }
 }
