@@ -4,6 +4,7 @@
 //   matmul/<format>/<mode>/M<m>K<k>/N<n>/<path>/<stream|cache>/threads:<t>
 //     mode   w (weight-only, float activations) or the activation format (weight + activation)
 //     stream cycles over enough copies of W to exceed the L3 (weights from DRAM); cache reuses one
+//     path   scalar, avx2, avx512, or avx2_novnni: the AVX2 integer kernel without AVX-VNNI
 //   eigen_fp32/M<m>K<k>/N<n>/threads:<t>
 //   read/<dram|l3>/threads:<t>        bytes read per second by AVX-512 loads (the bandwidth roof)
 //
@@ -51,9 +52,11 @@ void set_counters(benchmark::State& st, std::int64_t n, Shape s, double weight_b
 
 template <class F>
 void bench_panel(benchmark::State& st, const F& fmt, std::string act, Shape s, std::int64_t n, SimdPath path, bool stream,
-                 int threads) {
+                 int threads, bool vnni) {
   if (lowbit_bench::skip_unsupported(st, path)) return;
+  if (!vnni && !lowbit::avx_vnni_active()) return st.SkipWithError("this CPU has no AVX-VNNI to turn off");
   lowbit_bench::ForcedPath fp(path);
+  lowbit::allow_avx_vnni(vnni);
   const auto& wv = weights(s.m * s.k);
   const auto first = lowbit::PanelMatrix<F>::pack(fmt, MatrixRef<const float>::row_major(wv.data(), s.m, s.k));
   const std::int64_t copies = stream ? std::max<std::int64_t>(1, (kStreamBytes + static_cast<std::int64_t>(first.bytes()) - 1) /
@@ -73,6 +76,7 @@ void bench_panel(benchmark::State& st, const F& fmt, std::string act, Shape s, s
     i = (i + 1) % ws.size();
   }
   set_counters(st, n, s, static_cast<double>(first.bytes()));
+  lowbit::allow_avx_vnni(true);
 }
 
 void bench_eigen(benchmark::State& st, Shape s, std::int64_t n, int threads) {
@@ -135,11 +139,13 @@ constexpr Entry kEntries[] = {{"mxfp4", "mxint8"},        {"int4_b32_fp16", "int
 template <class F>
 void register_format(const F& f, const Entry& e) {
   const Shape square{4096, 4096}, tall{14336, 4096};
-  auto reg = [&](std::string act, Shape s, std::int64_t n, SimdPath path, bool stream, int threads) {
+  // path "avx2_novnni": the AVX2 path's integer kernel without AVX-VNNI (vpmaddwd)
+  auto reg = [&](std::string act, Shape s, std::int64_t n, SimdPath path, bool stream, int threads, bool vnni = true) {
     const std::string name = std::string("matmul/") + e.weight + "/" + (act.empty() ? "w" : act) + "/M" + std::to_string(s.m) + "K" +
-                             std::to_string(s.k) + "/N" + std::to_string(n) + "/" + std::string(to_string(path)) + "/" +
-                             (stream ? "stream" : "cache") + "/threads:" + std::to_string(threads);
-    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { bench_panel(st, f, act, s, n, path, stream, threads); })
+                             std::to_string(s.k) + "/N" + std::to_string(n) + "/" + std::string(to_string(path)) +
+                             (vnni ? "" : "_novnni") + "/" + (stream ? "stream" : "cache") + "/threads:" + std::to_string(threads);
+    benchmark::RegisterBenchmark(name.c_str(),
+                                 [=](benchmark::State& st) { bench_panel(st, f, act, s, n, path, stream, threads, vnni); })
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   };
@@ -151,7 +157,10 @@ void register_format(const F& f, const Entry& e) {
       reg(act, tall, 1, SimdPath::AVX512, true, t);
       reg(act, tall, 512, SimdPath::AVX512, false, t);
     }
-  reg(e.act, square, 1, SimdPath::AVX2, true, 1);
+  for (std::int64_t n : {1, 32}) {
+    reg(e.act, square, n, SimdPath::AVX2, n == 1, 1);
+    reg(e.act, square, n, SimdPath::AVX2, n == 1, 1, false);
+  }
   reg(e.act, square, 1, SimdPath::Scalar, false, 1);
   reg("", square, 1, SimdPath::AVX2, true, 1);
   reg("", square, 1, SimdPath::Scalar, false, 1);

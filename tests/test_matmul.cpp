@@ -27,6 +27,17 @@ using lowbit_test::to_eigen;
 
 bool same_bits(float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b) || (std::isnan(a) && std::isnan(b)); }
 
+// The AVX2 path has two integer kernels on CPUs with AVX-VNNI (vpdpbusd, else vpmaddwd):
+// both are checked there.
+std::vector<bool> avx_vnni_settings(lowbit::SimdPath p) {
+  if (p == lowbit::SimdPath::AVX2 && lowbit::avx_vnni_active()) return {true, false};
+  return {true};
+}
+struct VnniGuard {
+  explicit VnniGuard(bool allowed) { lowbit::allow_avx_vnni(allowed); }
+  ~VnniGuard() { lowbit::allow_avx_vnni(true); }
+};
+
 struct Case {
   std::string weight, act;  // act empty: weight-only
   std::int64_t n, m, k;
@@ -69,11 +80,14 @@ void check_case(const F& f, const Case& c, const std::vector<float>& wv, const s
       const double tol = gamma * (mag(i, j) + std::fabs(bias[static_cast<std::size_t>(j)])) + 1e-30;
       ASSERT_NEAR(got, want, tol) << "scalar kernel, output (" << i << ", " << j << ")";
     }
-  for (lowbit::SimdPath p : lowbit_test::simd_paths()) {
-    const std::vector<float> y = run(p);
-    for (std::size_t e = 0; e < y.size(); ++e)
-      ASSERT_TRUE(same_bits(y[e], ys[e])) << to_string(p) << " output " << e << ": " << y[e] << " vs scalar " << ys[e];
-  }
+  for (lowbit::SimdPath p : lowbit_test::simd_paths())
+    for (bool vnni : avx_vnni_settings(p)) {
+      VnniGuard v(vnni);
+      const std::vector<float> y = run(p);
+      for (std::size_t e = 0; e < y.size(); ++e)
+        ASSERT_TRUE(same_bits(y[e], ys[e])) << to_string(p) << (vnni ? "" : " without AVX-VNNI") << " output " << e << ": "
+                                            << y[e] << " vs scalar " << ys[e];
+    }
   integer = lowbit::prepare_activations(MatrixRef<const float>::row_major(xv.data(), c.n, c.k), pw, opt).integer;
 }
 
@@ -161,16 +175,18 @@ TEST(PanelMatmul, FullRangeInt8NeverSaturates) {
   EXPECT_EQ(*std::min_element(act.q.begin(), act.q.end()), -128);
   const RowMat exact = to_eigen(xv, n, k) * to_eigen(pm.unpack(), m, k).transpose();
   std::vector<float> ys;
-  for (lowbit::SimdPath p : [] { auto v = lowbit_test::simd_paths(); v.insert(v.begin(), lowbit::SimdPath::Scalar); return v; }()) {
-    lowbit_test::PathGuard g;
-    lowbit::force_simd_path(p);
-    std::vector<float> y(static_cast<std::size_t>(n * m));
-    lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y.data(), n, m), opt);
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t j = 0; j < m; ++j)
-        ASSERT_EQ(static_cast<double>(y[static_cast<std::size_t>(i * m + j)]), exact(i, j)) << to_string(p);  // small integers: exact
-    if (ys.empty()) ys = y;
-  }
+  for (lowbit::SimdPath p : [] { auto v = lowbit_test::simd_paths(); v.insert(v.begin(), lowbit::SimdPath::Scalar); return v; }())
+    for (bool vnni : avx_vnni_settings(p)) {
+      lowbit_test::PathGuard g;
+      VnniGuard v(vnni);
+      lowbit::force_simd_path(p);
+      std::vector<float> y(static_cast<std::size_t>(n * m));
+      lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y.data(), n, m), opt);
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < m; ++j)  // small integers: exact
+          ASSERT_EQ(static_cast<double>(y[static_cast<std::size_t>(i * m + j)]), exact(i, j)) << to_string(p) << " vnni " << vnni;
+      if (ys.empty()) ys = y;
+    }
 }
 
 TEST(PanelMatrix, HoldsExactlyThePackedCodesAndScales) {

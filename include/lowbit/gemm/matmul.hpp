@@ -189,6 +189,7 @@ inline void run_panel(SimdPath path, const kernels::PanelArgs& w, const PanelAct
   if (act.integer) {
     const kernels::IntActArgs a = act.int_args();
     if (path == SimdPath::AVX512 && cpu_has_avx512_vnni_vbmi()) return kernels::avx512::panel_int(w, a, 0, nr, out);
+    if (path != SimdPath::Scalar && avx_vnni_active()) return kernels::avx2::panel_int_vnni(w, a, 0, nr, out);
     if (path != SimdPath::Scalar) return kernels::avx2::panel_int(w, a, 0, nr, out);
     return kernels::panel_int_scalar(w, a, 0, nr, out);
   }

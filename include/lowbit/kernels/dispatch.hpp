@@ -59,8 +59,35 @@ inline bool cpu_has_avx512_vnni_vbmi() {
   }();
   return has;
 }
+// AVX-VNNI (VEX-encoded vpdpbusd on 256 bits; CPUID leaf 7, sub-leaf 1, EAX bit 4): the AVX2
+// path's integer matmul kernel uses it when present.
+inline bool cpu_has_avx_vnni() {
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 4)) != 0;
+  }();
+  return has;
+}
 }  // namespace detail
 #endif
+
+namespace detail {
+inline std::atomic<bool>& avx_vnni_allowed() {
+  static std::atomic<bool> allowed{true};
+  return allowed;
+}
+}  // namespace detail
+
+// Whether the AVX2 path's integer matmul kernel may use AVX-VNNI where the CPU has it (default
+// true). Tests and benchmarks turn it off to run the plain AVX2 kernel (vpmaddwd) on such CPUs.
+inline void allow_avx_vnni(bool allowed) { detail::avx_vnni_allowed().store(allowed); }
+inline bool avx_vnni_active() {
+#if defined(__x86_64__) || defined(__i386__)
+  return detail::avx_vnni_allowed().load() && detail::cpu_has_avx_vnni();
+#else
+  return false;
+#endif
+}
 
 // Whether this CPU can run a path.
 inline bool cpu_supports(SimdPath p) {

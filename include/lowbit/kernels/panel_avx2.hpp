@@ -1,8 +1,9 @@
 // The packed-matmul kernels on the AVX2 path (also the integer kernel of AVX-512 CPUs without
 // VNNI): a panel runs as two halves of 8 rows, one row per lane. Bit-identical to
 // kernels/panel_scalar.hpp. The integer dot widens both operands to int16 and uses vpmaddwd,
-// which cannot saturate (vpmaddubsw could, on full-range int8); the float kernel decodes
-// 4-bit codes through two vpermps tables.
+// which cannot saturate (vpmaddubsw could, on full-range int8), or with AVX-VNNI, vpdpbusd
+// on unsigned weights as on the AVX-512 path; the float kernel decodes 4-bit codes through
+// two vpermps tables.
 #pragma once
 
 #include <algorithm>
@@ -265,6 +266,83 @@ inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t 
   if (w.bits == 6) return run_halves<HalfFloat<6, Decode8::Gather>::Rows>(w, a, n0, nr, out);
   if (w.identity8) return run_halves<HalfFloat<8, Decode8::Integer>::Rows>(w, a, n0, nr, out);
   run_halves<HalfFloat<8, Decode8::Gather>::Rows>(w, a, n0, nr, out);
+}
+
+LOWBIT_TARGET_END
+
+// ---- integer kernel with AVX-VNNI -------------------------------------------------------------
+// As on the AVX-512 path, on 8 rows: weights become u8 = w + 128, vpdpbusd multiplies them by
+// four int8 activations broadcast to all lanes, and 128 * sum(q) per granule comes back out,
+// so the int32 dots are exact (no int16 saturation) and the float steps are the ones above.
+LOWBIT_TARGET_AVXVNNI_BEGIN
+
+template <int NR>
+inline void half_int_vnni_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int h, PanelOut out) {
+  const int rows = w.rows;
+  HalfLoader ld{rows, h, {}};
+  alignas(16) std::uint8_t lut_u8[16];
+  for (int c = 0; c < 16; ++c) lut_u8[c] = static_cast<std::uint8_t>(w.ivalue[c] + 128);
+  const __m256i lut = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(lut_u8)));
+  __m256i lut6[4];
+  for (int t = 0; t < 4; ++t)
+    lut6[t] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.ivalue + 16 * t)));
+  const __m256i low4 = _mm256_set1_epi8(0x0F), flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  const std::int8_t* q[NR];
+  for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
+  __m256 y[NR];
+  for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
+  for (std::int64_t g = 0; g < a.granules; ++g) {
+    const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
+    // four chains per row (two per octet, alternate octets): vpdpbusd's latency, not its
+    // throughput, bounds a row's single chain
+    __m256i acc[NR][4];
+    for (int n = 0; n < NR; ++n)
+      for (int t = 0; t < 4; ++t) acc[n][t] = _mm256_setzero_si256();
+    for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
+      const int c = 2 * static_cast<int>(o & 1);
+      __m256i wv[2];  // columns 8o..8o+3 and 8o+4..8o+7 of the half's rows, as u8
+      if (w.bits == 6) {
+        decode6_s8(w, ld, lut6, o, wv);
+        wv[0] = _mm256_xor_si256(wv[0], flip);
+        wv[1] = _mm256_xor_si256(wv[1], flip);
+      } else if (w.bits == 4) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 4, 4)));
+        wv[0] = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low4));
+        wv[1] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+      } else {
+        for (int t = 0; t < 2; ++t)
+          wv[t] = _mm256_xor_si256(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8 + t * rows * 4, 4))), flip);
+      }
+      for (int n = 0; n < NR; ++n)
+        for (int t = 0; t < 2; ++t) {
+          std::int32_t x4;
+          std::memcpy(&x4, q[n] + 8 * o + 4 * t, 4);
+          acc[n][c + t] = _mm256_dpbusd_avx_epi32(acc[n][c + t], wv[t], _mm256_set1_epi32(x4));
+        }
+    }
+    const __m256 ws = panel_scales(w.scale, w.scales + (k0 / w.block) * rows * w.scale.bytes, ld);
+    for (int n = 0; n < NR; ++n) {
+      const std::int64_t row = n0 + n;
+      const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(acc[n][0], acc[n][1]), _mm256_add_epi32(acc[n][2], acc[n][3]));
+      const __m256i dot = _mm256_sub_epi32(sum, _mm256_set1_epi32(a.sum128[row * a.granules + g]));
+      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + k0 / a.act_block]));
+      y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
+    }
+  }
+  for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
+}
+
+template <int NR>
+struct HalfIntVnni {
+  static void run(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
+    half_int_vnni_nr<NR>(w, a, n0, h, o);
+  }
+};
+
+// The integer kernel for CPUs with AVX-VNNI (the caller checks).
+inline void panel_int_vnni(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
+  run_halves<HalfIntVnni>(w, a, n0, nr, out);
 }
 
 LOWBIT_TARGET_END

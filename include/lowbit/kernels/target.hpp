@@ -19,6 +19,8 @@
   _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c,bmi2\"))), apply_to = function)")
 #define LOWBIT_TARGET_AVX512VNNI_BEGIN \
   _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx2,fma,f16c,bmi2\"))), apply_to = function)")
+#define LOWBIT_TARGET_AVXVNNI_BEGIN \
+  _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c,bmi2,avxvnni\"))), apply_to = function)")
 #define LOWBIT_TARGET_END _Pragma("clang attribute pop")
 #else
 // GCC 12's AVX-512 intrinsics initialise their pass-through operand from itself
@@ -34,6 +36,9 @@
           _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
 #define LOWBIT_TARGET_AVX2_BEGIN                                               \
   _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,f16c,bmi2\")") \
+      _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
+#define LOWBIT_TARGET_AVXVNNI_BEGIN                                                    \
+  _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,f16c,bmi2,avxvnni\")") \
       _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
 #define LOWBIT_TARGET_END _Pragma("GCC diagnostic pop") _Pragma("GCC pop_options")
 #endif
