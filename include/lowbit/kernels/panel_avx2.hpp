@@ -111,16 +111,37 @@ inline void decode6_s8(const PanelArgs& w, HalfLoader& ld, const __m256i (&lut6)
   wv[1] = lookup64_s8(lut6, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_and_si256(h1, top)));
 }
 
+// The int8 weights of octet o for both integer kernels: columns 8o..8o+3 and 8o+4..8o+7 of
+// the half's 8 rows, four bytes per row (4-bit codes through a vpshufb table).
+struct Int8Weights {
+  __m256i lut, lut6[4];
+  explicit Int8Weights(const PanelArgs& w)
+      : lut(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.ivalue)))) {
+    for (int t = 0; t < 4; ++t)
+      lut6[t] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.ivalue + 16 * t)));
+  }
+  void octet(const PanelArgs& w, HalfLoader& ld, std::int64_t o, __m256i (&wv)[2]) const {
+    const int rows = w.rows;
+    if (w.bits == 6) {
+      decode6_s8(w, ld, lut6, o, wv);
+    } else if (w.bits == 4) {
+      const __m256i low4 = _mm256_set1_epi8(0x0F);
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 4, 4)));
+      wv[0] = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low4));
+      wv[1] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+    } else {
+      for (int t = 0; t < 2; ++t)
+        wv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8 + t * rows * 4, 4)));
+    }
+  }
+};
+
 // ---- integer kernel ----------------------------------------------------------------------
 template <int NR>
 inline void half_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int h, PanelOut out) {
   const int rows = w.rows;
   HalfLoader ld{rows, h, {}};
-  const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.ivalue)));
-  __m256i lut6[4];
-  for (int t = 0; t < 4; ++t)
-    lut6[t] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.ivalue + 16 * t)));
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const Int8Weights dec(w);
   const std::int8_t* q[NR];
   for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
   __m256 y[NR];
@@ -131,16 +152,7 @@ inline void half_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0
     for (int n = 0; n < NR; ++n) lo[n] = hi[n] = _mm256_setzero_si256();
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       __m256i wv[2];
-      if (w.bits == 6) {
-        decode6_s8(w, ld, lut6, o, wv);
-      } else if (w.bits == 4) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 4, 4)));
-        wv[0] = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low4));
-        wv[1] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
-      } else {
-        for (int t = 0; t < 2; ++t)
-          wv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8 + t * rows * 4, 4)));
-      }
+      dec.octet(w, ld, o, wv);
       for (int t = 0; t < 2; ++t) {
         const __m256i wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wv[t]));
         const __m256i wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wv[t], 1));
@@ -280,13 +292,8 @@ template <int NR>
 inline void half_int_vnni_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int h, PanelOut out) {
   const int rows = w.rows;
   HalfLoader ld{rows, h, {}};
-  alignas(16) std::uint8_t lut_u8[16];
-  for (int c = 0; c < 16; ++c) lut_u8[c] = static_cast<std::uint8_t>(w.ivalue[c] + 128);
-  const __m256i lut = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(lut_u8)));
-  __m256i lut6[4];
-  for (int t = 0; t < 4; ++t)
-    lut6[t] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.ivalue + 16 * t)));
-  const __m256i low4 = _mm256_set1_epi8(0x0F), flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  const Int8Weights dec(w);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   const std::int8_t* q[NR];
   for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
   __m256 y[NR];
@@ -300,20 +307,10 @@ inline void half_int_vnni_nr(const PanelArgs& w, const IntActArgs& a, std::int64
       for (int t = 0; t < 4; ++t) acc[n][t] = _mm256_setzero_si256();
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       const int c = 2 * static_cast<int>(o & 1);
-      __m256i wv[2];  // columns 8o..8o+3 and 8o+4..8o+7 of the half's rows, as u8
-      if (w.bits == 6) {
-        decode6_s8(w, ld, lut6, o, wv);
-        wv[0] = _mm256_xor_si256(wv[0], flip);
-        wv[1] = _mm256_xor_si256(wv[1], flip);
-      } else if (w.bits == 4) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 4, 4)));
-        wv[0] = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low4));
-        wv[1] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
-      } else {
-        for (int t = 0; t < 2; ++t)
-          wv[t] = _mm256_xor_si256(
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8 + t * rows * 4, 4))), flip);
-      }
+      __m256i wv[2];
+      dec.octet(w, ld, o, wv);
+      wv[0] = _mm256_xor_si256(wv[0], flip);  // u8 = w + 128
+      wv[1] = _mm256_xor_si256(wv[1], flip);
       for (int n = 0; n < NR; ++n)
         for (int t = 0; t < 2; ++t) {
           std::int32_t x4;
