@@ -90,7 +90,6 @@ class ThreadPool {
       done_ = 0;
       error_ = nullptr;
       active_ = true;  // workers may join only while this is set
-      ++generation_;
       posted_.fetch_add(1);
     }
     wake_.notify_all();
@@ -139,9 +138,9 @@ class ThreadPool {
       posted_seen = posted_.load();
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_ || (active_ && generation_ != seen && joined_ < join_limit_); });
+        wake_.wait(lock, [&] { return stop_ || (active_ && posted_.load() != seen && joined_ < join_limit_); });
         if (stop_) return;
-        seen = generation_;
+        seen = posted_.load();
         ++joined_;
       }
       work();
@@ -158,13 +157,12 @@ class ThreadPool {
   std::condition_variable wake_, finished_;
   bool stop_ = false;
   bool active_ = false;
-  std::uint64_t generation_ = 0;
   const RangeBody* body_ = nullptr;
   std::int64_t n_ = 0, chunks_ = 0;
   std::atomic<std::int64_t> next_{0};
   int join_limit_ = 0, joined_ = 0;
   std::atomic<int> done_{0};            // written under mutex_, read by the spinning caller
-  std::atomic<std::uint64_t> posted_{0};  // bumped with every job (and at stop) for spinning workers
+  std::atomic<std::uint64_t> posted_{0};  // bumped under mutex_ with every job (and at stop); spinning workers poll it
   std::exception_ptr error_;
 };
 

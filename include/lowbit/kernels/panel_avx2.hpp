@@ -288,36 +288,46 @@ LOWBIT_TARGET_END
 // so the int32 dots are exact (no int16 saturation) and the float steps are the ones above.
 LOWBIT_TARGET_AVXVNNI_BEGIN
 
+// Octet o into chains C and C + 1 of each row (C a constant, so the chains stay in registers).
+template <int NR, int C>
+inline void vnni_octet(const PanelArgs& w, HalfLoader& ld, const Int8Weights& dec, const std::int8_t* const (&q)[NR],
+                       std::int64_t o, __m256i (&acc)[NR][4]) {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  __m256i wv[2];
+  dec.octet(w, ld, o, wv);
+  for (int t = 0; t < 2; ++t) {
+    const __m256i u8 = _mm256_xor_si256(wv[t], flip);  // u8 = w + 128
+    for (int n = 0; n < NR; ++n) {
+      std::int32_t x4;
+      std::memcpy(&x4, q[n] + 8 * o + 4 * t, 4);
+      acc[n][C + t] = _mm256_dpbusd_avx_epi32(acc[n][C + t], u8, _mm256_set1_epi32(x4));
+    }
+  }
+}
+
 template <int NR>
 inline void half_int_vnni_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int h, PanelOut out) {
   const int rows = w.rows;
   HalfLoader ld{rows, h, {}};
   const Int8Weights dec(w);
-  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   const std::int8_t* q[NR];
   for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
   __m256 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
-    // four chains per row (two per octet, alternate octets): vpdpbusd's latency, not its
+    // four chains per row (two per octet, octets in pairs): vpdpbusd's latency, not its
     // throughput, bounds a row's single chain
     __m256i acc[NR][4];
     for (int n = 0; n < NR; ++n)
       for (int t = 0; t < 4; ++t) acc[n][t] = _mm256_setzero_si256();
-    for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
-      const int c = 2 * static_cast<int>(o & 1);
-      __m256i wv[2];
-      dec.octet(w, ld, o, wv);
-      wv[0] = _mm256_xor_si256(wv[0], flip);  // u8 = w + 128
-      wv[1] = _mm256_xor_si256(wv[1], flip);
-      for (int n = 0; n < NR; ++n)
-        for (int t = 0; t < 2; ++t) {
-          std::int32_t x4;
-          std::memcpy(&x4, q[n] + 8 * o + 4 * t, 4);
-          acc[n][c + t] = _mm256_dpbusd_avx_epi32(acc[n][c + t], wv[t], _mm256_set1_epi32(x4));
-        }
+    std::int64_t o = k0 >> 3;
+    const std::int64_t o1 = k1 >> 3;
+    for (; o + 2 <= o1; o += 2) {
+      vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
+      vnni_octet<NR, 2>(w, ld, dec, q, o + 1, acc);
     }
+    if (o < o1) vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
     const __m256 ws = panel_scales(w.scale, w.scales + (k0 / w.block) * rows * w.scale.bytes, ld);
     for (int n = 0; n < NR; ++n) {
       const std::int64_t row = n0 + n;
