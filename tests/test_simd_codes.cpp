@@ -11,6 +11,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "lowbit/io/npy.hpp"
@@ -268,6 +269,77 @@ TEST(SimdCodes, NanIntoAFiniteOnlyFormatThrowsOnEveryPath) {
       if (!lowbit::cpu_supports(p)) continue;
       EXPECT_THROW(quantize_on(Quantizer(name), p, x, 1, 100, {}), lowbit::Error) << name << " " << lowbit::to_string(p);
     }
+}
+
+// Rows built on the edge cases of two SIMD shortcuts for float block scales:
+//  - elements exactly halfway between two integer steps of their block's scale (and one
+//    float either side), where x * RN(1 / s) instead of x / s could round the other way;
+//  - block maxima at ties (and one float either side) of the scale format's rounding of
+//    amax / elem_max, where amax * RN(1 / elem_max) instead of the division could.
+// Every row shares one block maximum, so blocks of any length see the same scale.
+std::vector<float> scale_and_element_ties(double elem_max, std::int64_t rows, std::int64_t cols) {
+  std::mt19937 rng(21);
+  std::vector<float> x(static_cast<std::size_t>(rows * cols));
+  const auto k_max = static_cast<int>(elem_max);
+  std::uniform_int_distribution<int> pick_k(-k_max, std::max(k_max - 1, -k_max));
+  std::uniform_int_distribution<int> pick_j(0, 7), pick_e(-12, 2), pick_side(-1, 1), pick_p(0, 3);
+  // (a block of another length than 32 takes the largest of its maxima: also a tie)
+  const int precisions[] = {3, 7, 10, 23};  // e4m3, bf16, fp16, fp32 mantissas
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* row = x.data() + r * cols;
+    const int e = pick_e(rng);
+    auto nudged = [&](double v) {
+      const float f = static_cast<float>(v);
+      const int side = pick_side(rng);
+      return side == 0 ? f : std::nextafter(f, side > 0 ? INFINITY : -INFINITY);
+    };
+    if (r % 2 == 0) {
+      // a scale on every format's grid, then elements at (k + 1/2) * s
+      const double s = std::ldexp(1.0 + pick_j(rng) / 8.0, e);
+      for (std::int64_t c = 0; c < cols; ++c)
+        row[c] = c % 32 == 0 ? static_cast<float>((c % 64 == 0 ? 1 : -1) * elem_max * s)
+                             : nudged((pick_k(rng) + 0.5) * s);
+    } else {
+      // a maximum of each 32 values at elem_max times a midpoint of a scale format's grid
+      for (std::int64_t c0 = 0; c0 < cols; c0 += 32) {
+        const int p = precisions[pick_p(rng)];
+        std::uniform_int_distribution<int> pick_m(0, (1 << std::min(p, 12)) - 1);
+        const double t = std::ldexp(1.0 + (2.0 * pick_m(rng) + 1.0) / std::ldexp(1.0, p + 1), pick_e(rng));
+        const float amax = nudged(elem_max * t);
+        std::uniform_real_distribution<float> rest(-amax / 2, amax / 2);
+        for (std::int64_t c = c0; c < std::min(cols, c0 + 32); ++c) row[c] = c == c0 ? amax : rest(rng);
+      }
+    }
+  }
+  return x;
+}
+
+TEST(SimdCodes, TiesOfTheScaledElementsAndOfTheScales) {
+  if (simd_paths().empty()) GTEST_SKIP() << "no SIMD path on this CPU";
+  const std::int64_t rows = 64, cols = 1024 + 64;  // two groups of 16 blocks of 32, and a tail
+  for (const std::string& name : simd_formats()) {
+    const Quantizer q(name);
+    std::visit(
+        [&](const auto& f) {
+          using F = std::decay_t<decltype(f)>;
+          if constexpr (lowbit::is_block_format<F>) {
+            if (!f.has_scale()) return;
+            const std::vector<float> x = scale_and_element_ties(f.element.max_value(), rows, cols);
+            expect_paths_match(name, x, rows, cols, "ties");
+            // and the packed bytes, which take the codes without the uint32 buffer
+            const auto w = MatrixRef<const float>::row_major(x.data(), rows, cols);
+            PathGuard g;
+            lowbit::force_simd_path(SimdPath::Scalar);
+            const auto reference = lowbit::PackedMatrix<F>::pack(f, w).serialize();
+            for (SimdPath p : simd_paths()) {
+              lowbit::force_simd_path(p);
+              EXPECT_TRUE(lowbit::PackedMatrix<F>::pack(f, w).serialize() == reference)
+                  << name << " packed on " << lowbit::to_string(p);
+            }
+          }
+        },
+        q.format());
+  }
 }
 
 // Codes far outside an asymmetric format's range (not what quantize writes) still dequantize

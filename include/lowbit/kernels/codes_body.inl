@@ -57,6 +57,7 @@ struct FastCodes {
   enum class Kind { None, Fixed, Minifloat } kind = Kind::None;
   float to_int = 1.0f, kmin = 0.0f, kmax = 0.0f;  // Fixed
   std::uint32_t mask = 0;
+  float near_tie = 0.0f;  // Fixed, nearest-even: see fixed_codes_by_reciprocal
   std::int32_t max_bits = 0, min_normal_bits = 0, sub_magic_bits = 0, shift = 0, rebias = 0, sign_shift = 0;
 
   template <class Fmt>
@@ -71,6 +72,10 @@ struct FastCodes {
       kmin = static_cast<float>(e.min_int());
       kmax = static_cast<float>(e.max_int());
       mask = e.code_mask();
+      // 3 * 2^-24 * |k| bounds the reciprocal's error for |k| <= kbound; 2^-20 * kbound
+      // leaves a factor of five
+      const float kbound = std::max(-kmin, kmax) + 1.0f;
+      near_tie = 0.5f - std::ldexp(kbound, -20);
     } else if constexpr (std::is_same_v<E, MinifloatSpec>) {
       const MinifloatSpec& e = fmt.element;
       const bool saturating = e.overflow == Overflow::Saturate || e.specials == Specials::FiniteOnly;
@@ -119,6 +124,27 @@ inline typename V::I fast_codes_lanes(typename V::F y, const FastCodes& f) {
   return V::or_(mag, V::srlv(V::and_(yb, V::set(static_cast<std::int32_t>(0x80000000u))), V::set(f.sign_shift)));
 }
 
+// fast_codes_lanes of RN(x / s) for integer elements in the nearest-even mode, without a
+// division per vector (vdivps was the packing loop's bottleneck). `r` = RN(2^F / s), a
+// normal float. v = RN(x * r) is within 3 * 2^-24 * |v| of RN(x / s) * 2^F (three roundings),
+// so the two round to the same integer unless v lies closer than 0.5 - f.near_tie to a
+// half-integer; then (about one value in 4000 for int8) the vector is redone with the
+// division by s, lane j of `s_lanes`. `clamp` false: the caller knows |v| is within the element's integers. Clamping
+// first is safe: the clamp bounds are integers, far from any tie. The codes are not masked
+// to the element's width.
+template <class V>
+LOWBIT_ALWAYS_INLINE typename V::I fixed_codes_by_reciprocal(typename V::F x, typename V::I s_lanes, int j,
+                                                             typename V::F r, const FastCodes& f, bool clamp) {
+  using F = typename V::F;
+  const F lo = V::setf(f.kmin), hi = V::setf(f.kmax);
+  F v = V::mul(x, r);
+  if (clamp) v = V::min_f(V::max_f(v, lo), hi);
+  const typename V::I dist = V::and_(V::bits(V::frac_even_f(v)), V::set(0x7FFFFFFF));
+  if (V::any(V::gt(dist, V::bits(V::setf(f.near_tie)))))
+    v = V::min_f(V::max_f(V::mul(V::div(x, V::flt(V::broadcast_lane(s_lanes, j))), V::setf(f.to_int)), lo), hi);
+  return V::round_even_i(v);
+}
+
 // Float values of element codes (before the scale), as static_cast<float>(decode(code)).
 template <class V>
 inline typename V::F values_of_codes(typename V::I code, const ElementCodes& ec,
@@ -163,7 +189,7 @@ inline typename V::F values_of_codes(typename V::I code, const ElementCodes& ec,
 // scalar reference, which reports it).
 template <class V, Rounding mode, class Fmt, class Sink>
 bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const ElementCodes& ec, const float* x,
-                        const Sink& codes, BlockHeader* headers, std::int64_t begin, std::int64_t end,
+                        const Sink codes, BlockHeader* headers, std::int64_t begin, std::int64_t end,
                         std::int64_t block, std::uint64_t index0, std::uint64_t seed, const TensorParams& tp) {
   using I = typename V::I;
   using F = typename V::F;
@@ -231,12 +257,40 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
         scale_codes = V::or_(V::sllv(field, V::set(sf.man_bits)),
                              V::srlv(V::and_(block_bits, V::set(0x007FFFFF)), V::set(23 - sf.man_bits)));
       }
-      alignas(64) std::uint32_t scale_lanes[V::N];
-      V::store_u32(scale_lanes, scale_codes, V::N);
-      for (int j = 0; j < V::N; ++j, ++headers) {
-        BlockHeader h;
-        h.scale = scale_lanes[j];
-        *headers = h;
+      // the reciprocals for fixed_codes_by_reciprocal, when the scales and them are normal;
+      // no clamping when every block's RN(amax * r) is below the element's largest magnitude
+      // plus 1/2 (RN is monotonic, so every RN(x * r) of the block is, and rounds to within
+      // the element's integers)
+      const I code_mask = V::set(static_cast<std::int32_t>(direct.mask));
+      const bool mask_codes = !(Sink::kTakesLowByte && direct.mask == 0xFFu);
+      F recips = V::setf(0.0f);
+      bool by_reciprocal = false, clamp = true;
+      if (mode == Rounding::NearestEven && direct.kind == FastCodes::Kind::Fixed && !fast.usable) {
+        recips = V::div(V::setf(direct.to_int), V::flt(s_bits));
+        const I rb = V::bits(recips);
+        by_reciprocal = !V::any(V::m_or(V::gt_u(V::set(0x00800000), s_bits),
+                                        V::m_or(V::gt_u(V::set(0x00800000), rb), V::gt_u(rb, V::set(0x7F7FFFFF)))));
+        const float bound = std::min(-direct.kmin, direct.kmax) + 0.5f;
+        const auto below = static_cast<std::int32_t>(float_bits(bound) - 1u);  // the float before `bound`
+        clamp = V::any(V::gt_u(V::bits(V::mul(V::flt(amax), recips)), V::set(below)));
+      }
+      static_assert(sizeof(BlockHeader) == 8 && offsetof(BlockHeader, scale) == 0 &&
+                    offsetof(BlockHeader, zero_point) == 4);
+      V::store_u32_spaced(reinterpret_cast<std::uint32_t*>(headers), scale_codes);  // zero points 0
+      headers += V::N;
+      if (by_reciprocal) {
+        for (int j = 0; j < V::N; ++j) {
+          const F rv = V::flt(V::broadcast_lane(V::bits(recips), j));
+          const std::int64_t o = b0 + j * block;
+          for (int v = 0; v < vpb; ++v) {
+            const std::int64_t i = o + v * V::N;
+            const I k = fixed_codes_by_reciprocal<V>(V::load(x + i, V::N), s_bits, j, rv, direct, clamp);
+            codes(i, mask_codes ? V::and_(k, code_mask) : k, V::N);
+          }
+        }
+        continue;
+      }
+      for (int j = 0; j < V::N; ++j) {
         const F sv = V::flt(V::broadcast_lane(s_bits, j)), inv = V::flt(V::broadcast_lane(inv_bits, j));
         const std::int64_t o = b0 + j * block;
         for (int v = 0; v < vpb; ++v) {
@@ -311,6 +365,7 @@ bool quantize_line_mode(const Fmt& fmt, const ElementRounding& er, const Element
 // ends on an even index, which blocks of even length guarantee).
 template <class V>
 struct U32Codes {
+  static constexpr bool kTakesLowByte = false;  // stores every bit of the lanes it gets
   std::uint32_t* out;
   void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u32(out + i, c, n); }
 };
@@ -318,19 +373,21 @@ struct U32Codes {
 // reading each line before it is written (the caller fences after the line).
 template <class V>
 struct ByteCodes {
+  static constexpr bool kTakesLowByte = true;  // stores each lane's low byte only
   std::uint8_t* out;
   bool stream = false;
   void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u8(out + i, c, n, stream); }
 };
 template <class V>
 struct NibbleCodes {
+  static constexpr bool kTakesLowByte = false;
   std::uint8_t* out;
   void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u4_pairs(out + i / 2, c, n); }
 };
 
 template <class V, class Fmt, class Sink>
 bool quantize_line(const Fmt& fmt, const ElementRounding& er, const ElementCodes& ec, const float* x,
-                   const Sink& codes, BlockHeader* headers, std::int64_t begin, std::int64_t end, std::int64_t block,
+                   const Sink codes, BlockHeader* headers, std::int64_t begin, std::int64_t end, std::int64_t block,
                    std::uint64_t index0, Rounding mode, std::uint64_t seed, const TensorParams& tp) {
   switch (mode) {
     case Rounding::NearestEven:

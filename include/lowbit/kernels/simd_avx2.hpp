@@ -29,6 +29,11 @@ struct Avx2 {
     const int* q = reinterpret_cast<const int*>(p);
     return n >= 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskload_epi32(q, tail(n));
   }
+  // Lane j at p[2j] and zero at p[2j + 1], for all N lanes.
+  static void store_u32_spaced(std::uint32_t* p, I v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_cvtepu32_epi64(_mm256_castsi256_si128(v)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 8), _mm256_cvtepu32_epi64(_mm256_extracti128_si256(v, 1)));
+  }
   static void store_u32(std::uint32_t* p, I v, int n) {
     if (n >= 8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
     else _mm256_maskstore_epi32(reinterpret_cast<int*>(p), tail(n), v);
@@ -64,6 +69,8 @@ struct Avx2 {
   // Rounding to integral floats (ties to even; toward zero), whatever MXCSR says.
   static F round_even_f(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static F trunc_f(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+  static F frac_even_f(F a) { return _mm256_sub_ps(a, round_even_f(a)); }  // exact
+  static I round_even_i(F a) { return _mm256_cvttps_epi32(round_even_f(a)); }
 
   // A hint to fetch the cache line at p (never faults, whatever p is).
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
@@ -131,6 +138,14 @@ struct Avx2 {
     const __m256i sum = _mm256_add_epi64(_mm256_add_epi64(b, _mm256_set1_epi64x((1ll << (drop - 1)) - 1)), odd);
     return _mm256_castsi256_pd(_mm256_andnot_si256(_mm256_set1_epi64x((1ll << drop) - 1), sum));
   }
+  static bool any_near_tie_d(D a, int drop, int margin) {  // see Avx512
+    const __m256i low = _mm256_and_si256(_mm256_castpd_si256(a), _mm256_set1_epi64x((1ll << drop) - 1));
+    const __m256i t = _mm256_sub_epi64(low, _mm256_set1_epi64x((1ll << (drop - 1)) - margin));
+    const __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi64(t, _mm256_set1_epi64x(2 * margin)),
+                                           _mm256_cmpgt_epi64(t, _mm256_set1_epi64x(-1)));
+    return _mm256_movemask_pd(_mm256_castsi256_pd(in)) != 0;
+  }
+  static D mul_d(D a, D b) { return _mm256_mul_pd(a, b); }
   static D max_d(D a, D b) { return _mm256_max_pd(a, b); }
   static D sub_d(D a, D b) { return _mm256_sub_pd(a, b); }
   static D round_even_d(D a) { return _mm256_round_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }

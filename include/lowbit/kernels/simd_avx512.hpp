@@ -25,6 +25,11 @@ struct Avx512 {
   static I load_u32(const std::uint32_t* p, int n) {
     return n >= 16 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi32(tail(n), p);
   }
+  // Lane j at p[2j] and zero at p[2j + 1], for all N lanes.
+  static void store_u32_spaced(std::uint32_t* p, I v) {
+    _mm512_storeu_si512(p, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(v)));
+    _mm512_storeu_si512(p + 16, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(v, 1)));
+  }
   static void store_u32(std::uint32_t* p, I v, int n) {
     if (n >= 16) _mm512_storeu_si512(p, v);
     else _mm512_mask_storeu_epi32(p, tail(n), v);
@@ -48,6 +53,9 @@ struct Avx512 {
   // Rounding to integral floats (ties to even; toward zero), whatever MXCSR says.
   static F round_even_f(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static F trunc_f(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+  // a - round_even(a), exactly, in one instruction (vreduceps); and round_even(a) as integers
+  static F frac_even_f(F a) { return _mm512_reduce_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static I round_even_i(F a) { return _mm512_cvt_roundps_epi32(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 
   // A hint to fetch the cache line at p (never faults, whatever p is).
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
@@ -107,6 +115,14 @@ struct Avx512 {
     const __m512i sum = _mm512_add_epi64(_mm512_add_epi64(b, _mm512_set1_epi64((1ll << (drop - 1)) - 1)), odd);
     return _mm512_castsi512_pd(_mm512_andnot_si512(_mm512_set1_epi64((1ll << drop) - 1), sum));
   }
+  // whether a lane's `drop` low bits lie within `margin` of half their range: a tie, or
+  // nearly, of round_bits_d
+  static bool any_near_tie_d(D a, int drop, int margin) {
+    const __m512i low = _mm512_and_si512(_mm512_castpd_si512(a), _mm512_set1_epi64((1ll << drop) - 1));
+    const __m512i t = _mm512_sub_epi64(low, _mm512_set1_epi64((1ll << (drop - 1)) - margin));
+    return _mm512_cmple_epu64_mask(t, _mm512_set1_epi64(2 * margin)) != 0;
+  }
+  static D mul_d(D a, D b) { return _mm512_mul_pd(a, b); }
   static D max_d(D a, D b) { return _mm512_max_pd(a, b); }
   static D sub_d(D a, D b) { return _mm512_sub_pd(a, b); }
   static D round_even_d(D a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
