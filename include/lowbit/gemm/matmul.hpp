@@ -102,20 +102,29 @@ bool prepare_int_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w,
           // the rows of act.q as it makes them. Otherwise (other codes, strided X, the scalar
           // path, a NaN the format refuses) codes come from quantize_into and the code map.
           bool direct = false;
-          if (map.identity8 && codes_simd_applies(f, grid, x.col_stride, x.size())) {
-            const SimdPath path = active_simd_path();
-            const ElementRounding er = kernels::simd_rounding(f);
+          const SimdPath path = active_simd_path();
+          const ElementRounding er = kernels::simd_rounding(f);
+          const std::int64_t line_block = f.has_scale() ? bx_raw : std::max<std::int64_t>(k, 1);
+          if (map.identity8 && codes_simd_applies(f, grid, x.col_stride, x.size()) &&
+              kernels::quantize_packed_simd_applies(path, er, 8, line_block)) {
             const ElementCodes ec = element_codes(f);
             tp = tensor_pass(f, x, qopt.threads);
             std::atomic<bool> ok{true};
             parallel_for(x.rows, std::max<std::int64_t>(1, x.rows / 4), qopt.threads, [&](std::int64_t r0, std::int64_t r1) {
-              for (std::int64_t r = r0; r < r1; ++r)
-                if (!kernels::quantize_line_packed_simd(
-                        path, f, er, ec, x.data + r * x.row_stride, 8,
-                        reinterpret_cast<std::uint8_t*>(act.q.data() + r * kp), headers.data() + r * nbx, k,
-                        f.has_scale() ? bx_raw : std::max<std::int64_t>(k, 1), static_cast<std::uint64_t>(r * k),
-                        qopt.rounding, qopt.seed, tp))
-                  ok.store(false);
+              kernels::PackedLines lines;
+              lines.x = x.data + r0 * x.row_stride;
+              lines.x_stride = x.row_stride;
+              lines.out = reinterpret_cast<std::uint8_t*>(act.q.data() + r0 * kp);
+              lines.out_stride = kp;
+              lines.headers = headers.data() + r0 * nbx;
+              lines.headers_stride = nbx;
+              lines.index0 = static_cast<std::uint64_t>(r0 * k);
+              lines.index_stride = static_cast<std::uint64_t>(k);
+              lines.count = r1 - r0;
+              lines.end = k;
+              if (kernels::quantize_lines_packed_simd(path, f, er, ec, lines, 8, line_block, qopt.rounding, qopt.seed, tp,
+                                                      false, [](std::int64_t) {}) != lines.count)
+                ok.store(false);
             });
             direct = ok.load();
           }

@@ -112,13 +112,17 @@ bool quantize_line_simd(SimdPath path, const Fmt& fmt, const ElementRounding& er
                         const TensorParams& tp) {
 #if LOWBIT_HAS_X86_KERNELS
   if (!er.eligible) return false;
+  const auto headers_of = [&](std::int64_t) { return headers; };
+  const auto done = [](std::int64_t) {};
   switch (path) {
     case SimdPath::AVX512:
-      return avx512::quantize_line<simd::Avx512>(fmt, er, ec, x, avx512::U32Codes<simd::Avx512>{codes}, headers, begin,
-                                                 end, block, index0, mode, seed, tp);
+      return avx512::quantize_lines<simd::Avx512>(
+                 fmt, er, ec, x, 0, 1, [&](std::int64_t) { return avx512::U32Codes<simd::Avx512>{codes}; }, headers_of,
+                 begin, end, block, index0, 0, mode, seed, tp, done) == 1;
     case SimdPath::AVX2:
-      return avx2::quantize_line<simd::Avx2>(fmt, er, ec, x, avx2::U32Codes<simd::Avx2>{codes}, headers, begin, end,
-                                             block, index0, mode, seed, tp);
+      return avx2::quantize_lines<simd::Avx2>(
+                 fmt, er, ec, x, 0, 1, [&](std::int64_t) { return avx2::U32Codes<simd::Avx2>{codes}; }, headers_of,
+                 begin, end, block, index0, 0, mode, seed, tp, done) == 1;
     case SimdPath::Scalar: return false;
   }
 #else
@@ -128,45 +132,68 @@ bool quantize_line_simd(SimdPath path, const Fmt& fmt, const ElementRounding& er
   return false;
 }
 
-// quantize_line_simd over a whole line [0, end) with the codes bit-packed as they are made:
-// `width` 8 or 4 bits, code i at bit i * width of `out` (pack/bit_stream.hpp's order). False
-// when this does not apply (scalar path, other widths, 4-bit codes in odd-length blocks) or
-// a NaN the format cannot encode was met; the caller then takes the uint32 route.
+// Where the lines of quantize_lines_packed_simd come from and go.
+struct PackedLines {
+  const float* x = nullptr;  // line l at x + l * x_stride, values [0, end)
+  std::int64_t x_stride = 0;
+  std::uint8_t* out = nullptr;  // its codes at out + l * out_stride, code i at bit i * width
+  std::int64_t out_stride = 0;
+  BlockHeader* headers = nullptr;  // its block headers at headers + l * headers_stride (0: one
+  std::int64_t headers_stride = 0;  // buffer for all, read by `done` before the next line)
+  std::uint64_t index0 = 0, index_stride = 0;  // value indices (stochastic rounding's random bits)
+  std::int64_t count = 0;
+  std::int64_t end = 0;
+};
+
+// Whether quantize_lines_packed_simd runs: a SIMD path, a format it takes, 8-bit codes, or
+// 4-bit codes in blocks of even length (every vector of codes then starts on a byte).
+inline bool quantize_packed_simd_applies(SimdPath path, const ElementRounding& er, int width, std::int64_t block) {
+  return LOWBIT_HAS_X86_KERNELS && path != SimdPath::Scalar && er.eligible &&
+         (width == 8 || (width == 4 && block % 2 == 0));
+}
+
+// quantize_line_simd over lines.count lines with the codes bit-packed as they are made
+// (pack/bit_stream.hpp's order), the format's setup worked out once. done(l) runs after line
+// l. Returns the number of lines done: all, or the index of the first line that held a NaN
+// the format cannot encode (the caller takes the uint32 route for it). Only where
+// quantize_packed_simd_applies.
 // `stream`: 8-bit codes go out with non-temporal stores, for output too large to stay in
 // cache: no read of each line before it is written. Call fence_streamed_stores() before
 // other threads read the output (once per batch of lines: a fence per line measured slower).
-template <class Fmt>
-bool quantize_line_packed_simd(SimdPath path, const Fmt& fmt, const ElementRounding& er, const ElementCodes& ec,
-                               const float* x, int width, std::uint8_t* out, BlockHeader* headers, std::int64_t end,
-                               std::int64_t block, std::uint64_t index0, Rounding mode, std::uint64_t seed,
-                               const TensorParams& tp, bool stream = false) {
+template <class Fmt, class Done>
+std::int64_t quantize_lines_packed_simd(SimdPath path, const Fmt& fmt, const ElementRounding& er,
+                                        const ElementCodes& ec, const PackedLines& lines, int width, std::int64_t block,
+                                        Rounding mode, std::uint64_t seed, const TensorParams& tp, bool stream,
+                                        const Done& done) {
 #if LOWBIT_HAS_X86_KERNELS
-  if (!er.eligible || !(width == 8 || (width == 4 && block % 2 == 0))) return false;
-  bool ok = false;
-  switch (path) {
-    case SimdPath::AVX512:
-      ok = width == 8 ? avx512::quantize_line<simd::Avx512>(fmt, er, ec, x, avx512::ByteCodes<simd::Avx512>{out, stream},
-                                                            headers, 0, end, block, index0, mode, seed, tp)
-                      : avx512::quantize_line<simd::Avx512>(fmt, er, ec, x, avx512::NibbleCodes<simd::Avx512>{out},
-                                                            headers, 0, end, block, index0, mode, seed, tp);
-      break;
-    case SimdPath::AVX2:
-      ok = width == 8 ? avx2::quantize_line<simd::Avx2>(fmt, er, ec, x, avx2::ByteCodes<simd::Avx2>{out, stream}, headers,
-                                                        0, end, block, index0, mode, seed, tp)
-                      : avx2::quantize_line<simd::Avx2>(fmt, er, ec, x, avx2::NibbleCodes<simd::Avx2>{out}, headers, 0,
-                                                        end, block, index0, mode, seed, tp);
-      break;
-    case SimdPath::Scalar: return false;
+  if (!quantize_packed_simd_applies(path, er, width, block)) return 0;
+  const auto headers_of = [&](std::int64_t l) { return lines.headers + l * lines.headers_stride; };
+  const auto run = [&](auto tag, const auto& sink_of) {
+    using V = decltype(tag);
+    if constexpr (std::is_same_v<V, simd::Avx512>)
+      return avx512::quantize_lines<V>(fmt, er, ec, lines.x, lines.x_stride, lines.count, sink_of, headers_of, 0,
+                                       lines.end, block, lines.index0, lines.index_stride, mode, seed, tp, done);
+    else
+      return avx2::quantize_lines<V>(fmt, er, ec, lines.x, lines.x_stride, lines.count, sink_of, headers_of, 0,
+                                     lines.end, block, lines.index0, lines.index_stride, mode, seed, tp, done);
+  };
+  const auto out_of = [&](std::int64_t l) { return lines.out + l * lines.out_stride; };
+  if (path == SimdPath::AVX512) {
+    using V = simd::Avx512;
+    return width == 8 ? run(V{}, [&](std::int64_t l) { return avx512::ByteCodes<V>{out_of(l), stream}; })
+                      : run(V{}, [&](std::int64_t l) { return avx512::NibbleCodes<V>{out_of(l)}; });
   }
-  return ok;
+  using V = simd::Avx2;
+  return width == 8 ? run(V{}, [&](std::int64_t l) { return avx2::ByteCodes<V>{out_of(l), stream}; })
+                    : run(V{}, [&](std::int64_t l) { return avx2::NibbleCodes<V>{out_of(l)}; });
 #else
-  (void)path, (void)fmt, (void)er, (void)ec, (void)x, (void)width, (void)out, (void)headers, (void)end, (void)block,
-      (void)index0, (void)mode, (void)seed, (void)tp, (void)stream;
+  (void)path, (void)fmt, (void)er, (void)ec, (void)lines, (void)width, (void)block, (void)mode, (void)seed, (void)tp,
+      (void)stream, (void)done;
+  return 0;
 #endif
-  return false;
 }
 
-// Orders the non-temporal stores of quantize_line_packed_simd(..., stream = true) before
+// Orders the non-temporal stores of quantize_lines_packed_simd(..., stream = true) before
 // every store that follows (such as the release that lets another thread read them).
 inline void fence_streamed_stores() {
 #if LOWBIT_HAS_X86_KERNELS

@@ -244,29 +244,18 @@ class PackedMatrix {
     // A matrix this large does not stay in the caches anyway: 8-bit codes go out with
     // non-temporal stores, which skip reading each line before writing it (measured +10-15%).
     const bool stream = m.data_.size() >= detail::kStreamingPackBytes;
+    const std::int64_t block = fmt.has_scale() ? l.block : std::max<std::int64_t>(l.cols, 1);
+    const bool packs = kernels::quantize_packed_simd_applies(path, er, l.element_bits, block);
     std::atomic<bool> ok{true};
     parallel_for(l.rows, row_chunks(l), opt.threads, [&](std::int64_t r0, std::int64_t r1) {
       std::vector<std::uint32_t> codes;  // only for codes the kernel cannot bit-pack as it goes
       std::vector<BlockHeader> headers(static_cast<std::size_t>(std::max<std::int64_t>(l.blocks_per_row, 1)));
-      for (std::int64_t r = r0; r < r1 && ok.load(std::memory_order_relaxed); ++r) {
-        const float* x = w.data + r * w.row_stride;
-        const std::int64_t block = fmt.has_scale() ? l.block : std::max<std::int64_t>(l.cols, 1);
-        const auto index0 = static_cast<std::uint64_t>(r * l.cols);
+      // After the codes of row r: its block headers, then zero padding.
+      const auto finish_row = [&](std::int64_t r, bool codes_packed) {
         std::uint8_t* const row = m.row_data(r);
-        const bool packed = kernels::quantize_line_packed_simd(path, fmt, er, ec, x, l.element_bits, row, headers.data(),
-                                                               l.cols, block, index0, opt.rounding, opt.seed, m.tensor_,
-                                                               stream);
-        if (!packed) {
-          codes.resize(static_cast<std::size_t>(l.cols));
-          if (!kernels::quantize_line_simd(path, fmt, er, ec, x, codes.data(), headers.data(), 0, l.cols, block, index0,
-                                           opt.rounding, opt.seed, m.tensor_)) {
-            ok.store(false);  // a NaN the format cannot encode: the general route reports it
-            return;
-          }
-        }
         const std::uint64_t code_bits = static_cast<std::uint64_t>(l.cols) * static_cast<std::uint64_t>(l.element_bits);
         std::uint8_t* end;  // one past the row's last field byte
-        if (packed && code_bits % 8 == 0 && l.zero_point_bits == 0 && (l.scale_bits == 8 || l.scale_bits == 16) &&
+        if (codes_packed && code_bits % 8 == 0 && l.zero_point_bits == 0 && (l.scale_bits == 8 || l.scale_bits == 16) &&
             fmt.has_scale()) {
           // byte-aligned 8- or 16-bit scales after byte-aligned codes: stored as they are (the
           // loop reads only locals: byte stores may alias anything the compiler cannot see)
@@ -283,8 +272,8 @@ class PackedMatrix {
           }
           end += nb * (l.scale_bits / 8);
         } else {
-          FieldAppender out(row, packed ? code_bits : 0);
-          if (!packed) append_codes(out, codes.data(), l.cols, l.element_bits);
+          FieldAppender out(row, codes_packed ? code_bits : 0);
+          if (!codes_packed) append_codes(out, codes.data(), l.cols, l.element_bits);
           if (fmt.has_scale()) {
             for (std::int64_t b = 0; b < l.blocks_per_row; ++b)
               out.put(headers[static_cast<std::size_t>(b)].scale, l.scale_bits);
@@ -296,6 +285,35 @@ class PackedMatrix {
           end = out.end();
         }
         std::fill(end, row + l.row_stride_bytes, std::uint8_t{0});
+      };
+      for (std::int64_t r = r0; r < r1 && ok.load(std::memory_order_relaxed);) {
+        if (packs) {
+          kernels::PackedLines lines;
+          lines.x = w.data + r * w.row_stride;
+          lines.x_stride = w.row_stride;
+          lines.out = m.row_data(r);
+          lines.out_stride = static_cast<std::int64_t>(l.row_stride_bytes);
+          lines.headers = headers.data();
+          lines.index0 = static_cast<std::uint64_t>(r * l.cols);
+          lines.index_stride = static_cast<std::uint64_t>(l.cols);
+          lines.count = r1 - r;
+          lines.end = l.cols;
+          const std::int64_t r_start = r;
+          r += kernels::quantize_lines_packed_simd(path, fmt, er, ec, lines, l.element_bits, block, opt.rounding,
+                                                   opt.seed, m.tensor_, stream,
+                                                   [&](std::int64_t i) { finish_row(r_start + i, true); });
+          if (r == r1) break;
+        }
+        // this row through the uint32 buffer and the bit appender
+        codes.resize(static_cast<std::size_t>(l.cols));
+        if (!kernels::quantize_line_simd(path, fmt, er, ec, w.data + r * w.row_stride, codes.data(), headers.data(), 0,
+                                         l.cols, block, static_cast<std::uint64_t>(r * l.cols), opt.rounding, opt.seed,
+                                         m.tensor_)) {
+          ok.store(false);  // a NaN the format cannot encode: the general route reports it
+          break;
+        }
+        finish_row(r, false);
+        ++r;
       }
       if (stream) kernels::fence_streamed_stores();
     });
