@@ -144,6 +144,10 @@ TEST(PanelMatmul, LongRowsAndManyActivationRows) {
   EXPECT_TRUE(check_named({"mxint8", "mxint8", 6, 32, 2048}, 6));
   EXPECT_TRUE(check_named({"mxfp6_e2m3", "mxint8", 5, 40, 1040}, 8));
   EXPECT_TRUE(check_named({"int4_b32_fp16", "int8_b32_fp16", 64, 33, 100}, 10));
+  // More activation rows than one pass over the panels takes (64 int8 rows or 16 float rows
+  // of K = 4096 a pass): the passes' seams.
+  EXPECT_TRUE(check_named({"mxfp4", "int8_b32_fp16", 130, 20, 4096}, 12));
+  EXPECT_FALSE(check_named({"int4_b32_fp16", "", 37, 20, 4096}, 13));
   EXPECT_FALSE(check_named({"nf4_b64", "", 64, 18, 130}, 11));
   EXPECT_FALSE(check_named({"mxfp6_e3m2", "", 3, 24, 1000}, 9));
   EXPECT_FALSE(check_named({"int4_b32_fp16", "", 5, 32, 2048}, 7));
@@ -254,6 +258,32 @@ TEST(PanelMatmul, ThreadCountAndRowRangesGiveTheSameBits) {
   lowbit::matmul_rows(act, pw, {}, y3ref, 16, 48);
   EXPECT_EQ(std::memcmp(y1.data(), y2.data(), y1.size() * 4), 0);
   EXPECT_EQ(std::memcmp(y1.data(), y3.data(), y1.size() * 4), 0);
+  // ranges of activation rows too
+  std::vector<float> y4(y1.size(), -1.0f);
+  const auto y4ref = MatrixRef<float>::row_major(y4.data(), n, m);
+  lowbit::matmul_rows(act, pw, {}, y4ref, 0, 70, 3, 5);
+  lowbit::matmul_rows(act, pw, {}, y4ref, 0, 32, 0, 3);
+  lowbit::matmul_rows(act, pw, {}, y4ref, 32, 70, 0, 3);
+  lowbit::matmul_rows(act, pw, {}, y4ref, 0, 70, 5, 5);  // empty
+  EXPECT_EQ(std::memcmp(y1.data(), y4.data(), y1.size() * 4), 0);
+}
+
+// A W of one panel and many activation rows: the threads split the activation rows, with
+// the bits of one thread.
+TEST(PanelMatmul, NarrowWeightsSplitTheActivationRowsOverThreads) {
+  const std::int64_t n = 45, m = 16, k = 96;
+  const auto xv = random_matrix(n, k, 23, 1.0f), wv = random_matrix(m, k, 24, 0.1f);
+  const auto pw = lowbit::pack_panels(lowbit::MXFP4{}, MatrixRef<const float>::row_major(wv.data(), m, k));
+  for (const char* act : {"int8_b32_fp16", ""}) {
+    lowbit::MatmulOptions opt;
+    if (*act) opt.activation = lowbit::Quantizer(act);
+    std::vector<float> y1(static_cast<std::size_t>(n * m)), y2(y1.size(), -1.0f);
+    opt.threads = 1;
+    lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y1.data(), n, m), opt);
+    opt.threads = 4;
+    lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y2.data(), n, m), opt);
+    EXPECT_EQ(std::memcmp(y1.data(), y2.data(), y1.size() * 4), 0) << act;
+  }
 }
 
 TEST(PanelMatmul, BadArgumentsThrowLowbitError) {
@@ -270,6 +300,8 @@ TEST(PanelMatmul, BadArgumentsThrowLowbitError) {
   const auto act = lowbit::prepare_activations(MatrixRef<const float>::row_major(x2.data(), 2, k), pw);
   EXPECT_THROW(lowbit::matmul_rows(act, pw, {}, MatrixRef<float>::row_major(y.data(), 2, m), 8, 20), lowbit::Error);
   EXPECT_THROW(lowbit::matmul_rows(act, pw, {}, MatrixRef<float>::row_major(y.data(), 2, m), 0, 21), lowbit::Error);
+  EXPECT_THROW(lowbit::matmul_rows(act, pw, {}, MatrixRef<float>::row_major(y.data(), 2, m), 0, 16, 1, 3), lowbit::Error);
+  EXPECT_THROW(lowbit::matmul_rows(act, pw, {}, MatrixRef<float>::row_major(y.data(), 2, m), 0, 16, 2, 1), lowbit::Error);
   // Formats without a panel layout say so.
   const auto bad = lowbit::Quantizer("uint4_b32_fp16");
   const auto& f = std::get<lowbit::FixedPointFormat>(bad.format());
