@@ -146,8 +146,10 @@ inline void half_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0
   for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
   __m256 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
+  BlockCursor wblock(w.block), ablock(a.act_block);
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
+    const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
     __m256i lo[NR], hi[NR];  // rows 0-3 and 4-7 of the half, two int32 partial sums per row
     for (int n = 0; n < NR; ++n) lo[n] = hi[n] = _mm256_setzero_si256();
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
@@ -163,11 +165,11 @@ inline void half_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0
         }
       }
     }
-    const __m256 ws = panel_scales(w.scale, w.scales + (k0 / w.block) * rows * w.scale.bytes, ld);
+    const __m256 ws = panel_scales(w.scale, w.scales + wb * rows * w.scale.bytes, ld);
     for (int n = 0; n < NR; ++n) {
       const __m256i dot = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[n], hi[n]), 0xD8);
       const std::int64_t row = n0 + n;
-      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + k0 / a.act_block]));
+      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + ab]));
       y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
     }
   }
@@ -209,7 +211,7 @@ inline void half_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_
   const __m256 lut1 = BITS == 4 ? _mm256_loadu_ps(w.fvalue + 8) : _mm256_setzero_ps();
   __m256 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
-  for (std::int64_t k0 = 0; k0 < w.padded_cols; k0 += w.block) {
+  for (std::int64_t k0 = 0, b = 0; k0 < w.padded_cols; k0 += w.block, ++b) {
     const std::int64_t k1 = std::min(k0 + w.block, w.padded_cols);
     __m256 p[NR][4];
     for (int n = 0; n < NR; ++n)
@@ -234,7 +236,7 @@ inline void half_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_
         float_column<NR, 8, D8, 1, 0>(p, v1, w, lut0, lut1, x, k);
       }
     }
-    const __m256 ws = panel_scales(w.scale, w.scales + (k0 / w.block) * rows * w.scale.bytes, ld);
+    const __m256 ws = panel_scales(w.scale, w.scales + b * rows * w.scale.bytes, ld);
     for (int n = 0; n < NR; ++n) {
       const __m256 b = _mm256_add_ps(_mm256_add_ps(p[n][0], p[n][1]), _mm256_add_ps(p[n][2], p[n][3]));
       y[n] = _mm256_fmadd_ps(b, ws, y[n]);
@@ -314,8 +316,10 @@ inline void half_int_vnni_nr(const PanelArgs& w, const IntActArgs& a, std::int64
   for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
   __m256 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
+  BlockCursor wblock(w.block), ablock(a.act_block);
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
+    const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
     // four chains per row (two per octet, octets in pairs): vpdpbusd's latency, not its
     // throughput, bounds a row's single chain
     __m256i acc[NR][4];
@@ -328,12 +332,12 @@ inline void half_int_vnni_nr(const PanelArgs& w, const IntActArgs& a, std::int64
       vnni_octet<NR, 2>(w, ld, dec, q, o + 1, acc);
     }
     if (o < o1) vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
-    const __m256 ws = panel_scales(w.scale, w.scales + (k0 / w.block) * rows * w.scale.bytes, ld);
+    const __m256 ws = panel_scales(w.scale, w.scales + wb * rows * w.scale.bytes, ld);
     for (int n = 0; n < NR; ++n) {
       const std::int64_t row = n0 + n;
       const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(acc[n][0], acc[n][1]), _mm256_add_epi32(acc[n][2], acc[n][3]));
       const __m256i dot = _mm256_sub_epi32(sum, _mm256_set1_epi32(a.sum128[row * a.granules + g]));
-      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + k0 / a.act_block]));
+      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + ab]));
       y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
     }
   }

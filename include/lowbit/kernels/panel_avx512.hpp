@@ -150,7 +150,7 @@ inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatA
   const __m512 lut16 = BITS == 4 ? _mm512_loadu_ps(w.fvalue) : _mm512_setzero_ps();
   __m512 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm512_setzero_ps();
-  for (std::int64_t k0 = 0; k0 < w.padded_cols; k0 += w.block) {
+  for (std::int64_t k0 = 0, b = 0; k0 < w.padded_cols; k0 += w.block, ++b) {
     const std::int64_t k1 = std::min(k0 + w.block, w.padded_cols);
     __m512 p[NR][4];
     for (int n = 0; n < NR; ++n)
@@ -176,7 +176,7 @@ inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatA
         float_column<NR, 8, D8, 1, 0>(p, _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + rows * 4), w, lut16, x, k);
       }
     }
-    const __m512 ws = _mm512_loadu_ps(scales + k0 / w.block * kPanelRows);
+    const __m512 ws = _mm512_loadu_ps(scales + b * kPanelRows);
     for (int n = 0; n < NR; ++n) {
       const __m512 b = _mm512_add_ps(_mm512_add_ps(p[n][0], p[n][1]), _mm512_add_ps(p[n][2], p[n][3]));
       y[n] = _mm512_fmadd_ps(b, ws, y[n]);
@@ -259,8 +259,10 @@ inline void panel_int_nr(const PanelArgs& w, const Scales& scales, const IntActA
   for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
   __m512 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm512_setzero_ps();
+  BlockCursor wblock(w.block), ablock(a.act_block);
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
+    const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
     __m512i acc[NR][A];
     for (int n = 0; n < NR; ++n)
       for (int t = 0; t < A; ++t) acc[n][t] = _mm512_setzero_si512();
@@ -286,13 +288,13 @@ inline void panel_int_nr(const PanelArgs& w, const Scales& scales, const IntActA
         acc[n][1] = _mm512_dpbusd_epi32(acc[n][1], w1, broadcast4(q[n] + 8 * o + 4));
       }
     }
-    const __m512 ws = scales(k0 / w.block);
+    const __m512 ws = scales(wb);
     for (int n = 0; n < NR; ++n) {
       __m512i dot = _mm512_add_epi32(acc[n][0], acc[n][1]);
       if constexpr (A == 4) dot = _mm512_add_epi32(dot, _mm512_add_epi32(acc[n][2], acc[n][3]));
       const std::int64_t row = n0 + n;
       dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(a.sum128[row * a.granules + g]));
-      const __m512 s = _mm512_mul_ps(ws, _mm512_set1_ps(a.scale[row * a.act_blocks + k0 / a.act_block]));
+      const __m512 s = _mm512_mul_ps(ws, _mm512_set1_ps(a.scale[row * a.act_blocks + ab]));
       y[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, y[n]);
     }
   }
