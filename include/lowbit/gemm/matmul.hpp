@@ -123,7 +123,7 @@ bool prepare_int_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w,
               lines.count = r1 - r0;
               lines.end = k;
               if (kernels::quantize_lines_packed_simd(path, f, er, ec, lines, 8, line_block, qopt.rounding, qopt.seed, tp,
-                                                      false, [](std::int64_t) {}) != lines.count)
+                                                      [](std::int64_t) {}) != lines.count)
                 ok.store(false);
             });
             direct = ok.load();

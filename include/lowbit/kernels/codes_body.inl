@@ -385,14 +385,11 @@ struct U32Codes {
   std::uint32_t* out;
   void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u32(out + i, c, n); }
 };
-// `stream`: non-temporal stores for output that would not stay in cache anyway: they skip
-// reading each line before it is written (the caller fences after the line).
 template <class V>
 struct ByteCodes {
   static constexpr bool kTakesLowByte = true;  // stores each lane's low byte only
   std::uint8_t* out;
-  bool stream = false;
-  void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u8(out + i, c, n, stream); }
+  void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u8(out + i, c, n); }
 };
 template <class V>
 struct NibbleCodes {

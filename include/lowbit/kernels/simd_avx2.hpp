@@ -41,8 +41,7 @@ struct Avx2 {
 
   // Narrowing stores of codes: the low byte of each of n lanes; and lanes (2j, 2j+1), each
   // under 16, as byte j = lane 2j | lane 2j+1 << 4 ((n + 1) / 2 bytes; lanes past n are 0).
-  // (`stream` is for AVX-512's 16-byte stores; eight bytes at a time are stored as usual.)
-  static void store_u8(std::uint8_t* p, I v, int n, bool /*stream*/ = false) {
+  static void store_u8(std::uint8_t* p, I v, int n) {
     const __m256i lo = _mm256_shuffle_epi8(v, _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                                                                 -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1,
                                                                 -1, -1, -1, -1, -1));

@@ -37,13 +37,9 @@ struct Avx512 {
 
   // Narrowing stores of codes: the low byte of each of n lanes; and lanes (2j, 2j+1), each
   // under 16, as byte j = lane 2j | lane 2j+1 << 4 ((n + 1) / 2 bytes; lanes past n are 0).
-  // `stream`: a whole, 16-byte aligned vector of byte codes goes out as a non-temporal store
-  // (the caller fences); nibble pairs (8 bytes) measured slower that way and never stream.
-  static void store_u8(std::uint8_t* p, I v, int n, bool stream = false) {
+  static void store_u8(std::uint8_t* p, I v, int n) {
     if (n < 16) return _mm512_mask_cvtepi32_storeu_epi8(p, tail(n), v);
-    const __m128i b = _mm512_cvtepi32_epi8(v);
-    if (stream && (reinterpret_cast<std::uintptr_t>(p) & 15) == 0) _mm_stream_si128(reinterpret_cast<__m128i*>(p), b);
-    else _mm_storeu_si128(reinterpret_cast<__m128i*>(p), b);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(v));
   }
   static void store_u4_pairs(std::uint8_t* p, I v, int n) {
     const __m512i q = _mm512_or_si512(v, _mm512_srli_epi64(v, 28));

@@ -80,10 +80,6 @@ struct CacheLineAllocator {
 
 using PackBuffer = std::vector<std::uint8_t, CacheLineAllocator<std::uint8_t>>;
 
-// Packed matrices of at least this many bytes are written with non-temporal stores (more
-// than a core's L2 and a good share of a shared L3: their lines would be evicted before use).
-inline constexpr std::size_t kStreamingPackBytes = std::size_t{8} << 20;
-
 // Element family as stored in the serialised header.
 template <class E> inline constexpr std::uint8_t element_kind_id = 0;
 template <> inline constexpr std::uint8_t element_kind_id<MinifloatSpec> = 1;
@@ -241,9 +237,6 @@ class PackedMatrix {
     const PackedLayout& l = m.layout_;
     // every byte of every row is written below (fields, then zero padding): no fill first
     m.data_.resize(static_cast<std::size_t>(l.row_stride_bytes * static_cast<std::uint64_t>(l.rows)));
-    // A matrix this large does not stay in the caches anyway: 8-bit codes go out with
-    // non-temporal stores, which skip reading each line before writing it (measured +10-15%).
-    const bool stream = m.data_.size() >= detail::kStreamingPackBytes;
     const std::int64_t block = fmt.has_scale() ? l.block : std::max<std::int64_t>(l.cols, 1);
     const bool packs = kernels::quantize_packed_simd_applies(path, er, l.element_bits, block);
     std::atomic<bool> ok{true};
@@ -300,7 +293,7 @@ class PackedMatrix {
           lines.end = l.cols;
           const std::int64_t r_start = r;
           r += kernels::quantize_lines_packed_simd(path, fmt, er, ec, lines, l.element_bits, block, opt.rounding,
-                                                   opt.seed, m.tensor_, stream,
+                                                   opt.seed, m.tensor_,
                                                    [&](std::int64_t i) { finish_row(r_start + i, true); });
           if (r == r1) break;
         }
@@ -315,7 +308,6 @@ class PackedMatrix {
         finish_row(r, false);
         ++r;
       }
-      if (stream) kernels::fence_streamed_stores();
     });
     return ok.load();
   }
