@@ -62,7 +62,7 @@ struct FloatActArgs {
 
 // The block index of column k for k stepping up by at most one block at a time (granules, or
 // whole blocks): a counter in place of a 64-bit division per granule, which the integer
-// kernels' epilogue waited on (about a tenth of their time at N = 1).
+// kernels' epilogue waited on (removing two per granule: +25-38% at N = 8 to 512).
 struct BlockCursor {
   std::int64_t len, index = 0, end;
   explicit BlockCursor(std::int64_t block_len) : len(block_len), end(block_len) {}

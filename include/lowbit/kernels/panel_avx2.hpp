@@ -211,7 +211,7 @@ inline void half_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_
   const __m256 lut1 = BITS == 4 ? _mm256_loadu_ps(w.fvalue + 8) : _mm256_setzero_ps();
   __m256 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
-  for (std::int64_t k0 = 0, b = 0; k0 < w.padded_cols; k0 += w.block, ++b) {
+  for (std::int64_t k0 = 0, blk = 0; k0 < w.padded_cols; k0 += w.block, ++blk) {
     const std::int64_t k1 = std::min(k0 + w.block, w.padded_cols);
     __m256 p[NR][4];
     for (int n = 0; n < NR; ++n)
@@ -236,7 +236,7 @@ inline void half_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_
         float_column<NR, 8, D8, 1, 0>(p, v1, w, lut0, lut1, x, k);
       }
     }
-    const __m256 ws = panel_scales(w.scale, w.scales + b * rows * w.scale.bytes, ld);
+    const __m256 ws = panel_scales(w.scale, w.scales + blk * rows * w.scale.bytes, ld);
     for (int n = 0; n < NR; ++n) {
       const __m256 b = _mm256_add_ps(_mm256_add_ps(p[n][0], p[n][1]), _mm256_add_ps(p[n][2], p[n][3]));
       y[n] = _mm256_fmadd_ps(b, ws, y[n]);

@@ -150,7 +150,7 @@ inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatA
   const __m512 lut16 = BITS == 4 ? _mm512_loadu_ps(w.fvalue) : _mm512_setzero_ps();
   __m512 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm512_setzero_ps();
-  for (std::int64_t k0 = 0, b = 0; k0 < w.padded_cols; k0 += w.block, ++b) {
+  for (std::int64_t k0 = 0, blk = 0; k0 < w.padded_cols; k0 += w.block, ++blk) {
     const std::int64_t k1 = std::min(k0 + w.block, w.padded_cols);
     __m512 p[NR][4];
     for (int n = 0; n < NR; ++n)
@@ -176,7 +176,7 @@ inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatA
         float_column<NR, 8, D8, 1, 0>(p, _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + rows * 4), w, lut16, x, k);
       }
     }
-    const __m512 ws = _mm512_loadu_ps(scales + b * kPanelRows);
+    const __m512 ws = _mm512_loadu_ps(scales + blk * kPanelRows);
     for (int n = 0; n < NR; ++n) {
       const __m512 b = _mm512_add_ps(_mm512_add_ps(p[n][0], p[n][1]), _mm512_add_ps(p[n][2], p[n][3]));
       y[n] = _mm512_fmadd_ps(b, ws, y[n]);
