@@ -145,6 +145,48 @@ LOWBIT_ALWAYS_INLINE typename V::I fixed_codes_by_reciprocal(typename V::F x, ty
   return V::round_even_i(v);
 }
 
+// fixed_codes_by_reciprocal over a group of V::N blocks of kVpb vectors each, contiguous at
+// x (codes from index i0 on): block j's reciprocal is lane j of `recips` and its scale lane j
+// of `s_lanes`. Four vectors at a time: one near-tie check for the four (the exact route
+// redoes them), and for 8-bit two's-complement codes into bytes one store of the four
+// (the per-vector check and narrowing store were half of the packing loop).
+template <class V, int kVpb, bool kClamp, class Sink>
+LOWBIT_ALWAYS_INLINE void fixed_group_by_reciprocal(const float* x, typename V::I s_lanes, typename V::F recips,
+                                                    const FastCodes& f, const Sink& codes, std::int64_t i0) {
+  using F = typename V::F;
+  using I = typename V::I;
+  static_assert(V::N * kVpb % 4 == 0);
+  const I near_tie = V::bits(V::setf(f.near_tie)), code_mask = V::set(static_cast<std::int32_t>(f.mask));
+  const F lo = V::setf(f.kmin), hi = V::setf(f.kmax);
+  const bool bytes_as_int8 = Sink::kTakesLowByte && f.mask == 0xFFu && f.kmin >= -128.0f && f.kmax <= 127.0f;
+  const bool mask_codes = !(Sink::kTakesLowByte && f.mask == 0xFFu);
+  LOWBIT_UNROLL for (int t = 0; t < V::N * kVpb; t += 4) {
+    F xv[4], r[4], v[4];
+    LOWBIT_UNROLL for (int u = 0; u < 4; ++u) {
+      xv[u] = V::load(x + (t + u) * V::N, V::N);
+      r[u] = V::flt(V::broadcast_lane(V::bits(recips), (t + u) / kVpb));
+      v[u] = V::mul(xv[u], r[u]);
+      if constexpr (kClamp) v[u] = V::min_f(V::max_f(v[u], lo), hi);
+    }
+    const F dist = V::abs_max_f(V::abs_max_f(V::frac_even_f(v[0]), V::frac_even_f(v[1])),
+                                V::abs_max_f(V::frac_even_f(v[2]), V::frac_even_f(v[3])));
+    I k[4];
+    if (V::any(V::gt(V::bits(dist), near_tie))) {
+      LOWBIT_UNROLL for (int u = 0; u < 4; ++u) k[u] = fixed_codes_by_reciprocal<V>(xv[u], s_lanes, (t + u) / kVpb, r[u], f, kClamp);
+    } else {
+      LOWBIT_UNROLL for (int u = 0; u < 4; ++u) k[u] = V::round_even_i(v[u]);
+    }
+    const std::int64_t i = i0 + t * V::N;
+    if constexpr (Sink::kTakesLowByte) {
+      if (bytes_as_int8) {
+        codes.int8_quad(i, k);
+        continue;
+      }
+    }
+    LOWBIT_UNROLL for (int u = 0; u < 4; ++u) codes(i + u * V::N, mask_codes ? V::and_(k[u], code_mask) : k[u], V::N);
+  }
+}
+
 // Float values of element codes (before the scale), as static_cast<float>(decode(code)).
 template <class V>
 inline typename V::F values_of_codes(typename V::I code, const ElementCodes& ec,
@@ -235,20 +277,31 @@ bool quantize_line_mode(const Fmt& fmt, const LineSetup<V>& setup, const Element
   // the N maxima from one transposed reduction and the N scales from one computation (as in
   // fake_quant_line_mode); the scale codes are written per block.
   const FastFloatScale& fast_float = setup.fast_float;
-  const int vpb = static_cast<int>(block / V::N);
-  std::int64_t b0 = begin;
-  if ((fast.usable || fast_float.usable) && !asym && block % V::N == 0 && vpb <= 4) {
+  const std::int64_t vpb = block / V::N;
+  // The group loop for kVpb vectors per block, a constant so that its loops unroll (as a
+  // run-time count they were a third of the packing time), from block start b0 on; returns
+  // where it stopped. What the loop reads is copied into locals: a byte store may alias any
+  // memory, so values read through the captured references were reloaded after every store
+  // (MXINT8 packing lost a quarter of its speed to that).
+  auto groups = [&](auto vpb_constant, std::int64_t b0) {
+    constexpr int kVpb = decltype(vpb_constant)::value;
+    const float* const xs = x;
+    const std::int64_t block_len = block, line_end = end;
+    const Sink sink = codes;
+    const FastCodes direct_codes = direct;
+    const bool pow2_scales = fast.usable;
+    BlockHeader* hdr = headers;
     const I abs_mask = V::set(0x7FFFFFFF);
-    for (; b0 + V::N * block <= end; b0 += V::N * block) {
+    for (; b0 + V::N * block_len <= line_end; b0 += V::N * block_len) {
       I m[V::N];
       for (int j = 0; j < V::N; ++j) {
-        const float* xb = x + b0 + j * block;
+        const float* xb = xs + b0 + j * block_len;
         // four groups ahead (8 KiB on AVX-512 with blocks of 32; measured best of 1-8), a
         // line per vector: streaming from memory needs more lines in flight than the hardware
         // prefetcher keeps (measured: the loads here were the stall)
-        for (int v = 0; v < vpb; ++v) V::prefetch(xb + v * V::N + 4 * V::N * block);
+        LOWBIT_UNROLL for (int v = 0; v < kVpb; ++v) V::prefetch(xb + v * V::N + 4 * V::N * block_len);
         I acc = V::and_(V::bits(V::load(xb, V::N)), abs_mask);
-        for (int v = 1; v < vpb; ++v) acc = V::max_u(acc, V::and_(V::bits(V::load(xb + v * V::N, V::N)), abs_mask));
+        LOWBIT_UNROLL for (int v = 1; v < kVpb; ++v) acc = V::max_u(acc, V::and_(V::bits(V::load(xb + v * V::N, V::N)), abs_mask));
         m[j] = acc;
       }
       const I amax = V::transpose_max_u(m);
@@ -277,8 +330,6 @@ bool quantize_line_mode(const Fmt& fmt, const LineSetup<V>& setup, const Element
       // no clamping when every block's RN(amax * r) is below the element's largest magnitude
       // plus 1/2 (RN is monotonic, so every RN(x * r) of the block is, and rounds to within
       // the element's integers)
-      const I code_mask = V::set(static_cast<std::int32_t>(direct.mask));
-      const bool mask_codes = !(Sink::kTakesLowByte && direct.mask == 0xFFu);
       F recips = V::setf(0.0f);
       bool by_reciprocal = false, clamp = true;
       if (mode == Rounding::NearestEven && direct.kind == FastCodes::Kind::Fixed && !fast.usable) {
@@ -292,31 +343,35 @@ bool quantize_line_mode(const Fmt& fmt, const LineSetup<V>& setup, const Element
       }
       static_assert(sizeof(BlockHeader) == 8 && offsetof(BlockHeader, scale) == 0 &&
                     offsetof(BlockHeader, zero_point) == 4);
-      V::store_u32_spaced(reinterpret_cast<std::uint32_t*>(headers), scale_codes);  // zero points 0
-      headers += V::N;
+      V::store_u32_spaced(reinterpret_cast<std::uint32_t*>(hdr), scale_codes);  // zero points 0
+      hdr += V::N;
       if (by_reciprocal) {
-        for (int j = 0; j < V::N; ++j) {
-          const F rv = V::flt(V::broadcast_lane(V::bits(recips), j));
-          const std::int64_t o = b0 + j * block;
-          for (int v = 0; v < vpb; ++v) {
-            const std::int64_t i = o + v * V::N;
-            const I k = fixed_codes_by_reciprocal<V>(V::load(x + i, V::N), s_bits, j, rv, direct, clamp);
-            codes(i, mask_codes ? V::and_(k, code_mask) : k, V::N);
-          }
-        }
+        if (clamp) fixed_group_by_reciprocal<V, kVpb, true>(xs + b0, s_bits, recips, direct_codes, sink, b0);
+        else fixed_group_by_reciprocal<V, kVpb, false>(xs + b0, s_bits, recips, direct_codes, sink, b0);
         continue;
       }
       for (int j = 0; j < V::N; ++j) {
         const F sv = V::flt(V::broadcast_lane(s_bits, j)), inv = V::flt(V::broadcast_lane(inv_bits, j));
-        const std::int64_t o = b0 + j * block;
-        for (int v = 0; v < vpb; ++v) {
+        const std::int64_t o = b0 + j * block_len;
+        LOWBIT_UNROLL for (int v = 0; v < kVpb; ++v) {
           const std::int64_t i = o + v * V::N;
-          const F xv = V::load(x + i, V::N);
-          const F yv = fast.usable ? V::mul(xv, inv) : V::div(xv, sv);
-          codes(i, direct.usable() ? fast_codes_lanes<V, mode>(yv, direct) : codes_of_values<V>(rounded(yv, i), ec), V::N);
+          const F xv = V::load(xs + i, V::N);
+          const F yv = pow2_scales ? V::mul(xv, inv) : V::div(xv, sv);
+          sink(i, direct_codes.usable() ? fast_codes_lanes<V, mode>(yv, direct_codes) : codes_of_values<V>(rounded(yv, i), ec),
+               V::N);
         }
       }
     }
+    return b0;
+  };
+  std::int64_t b0 = begin;
+  if ((fast.usable || fast_float.usable) && !asym && block % V::N == 0 && vpb <= 4) {
+    const std::int64_t start = b0;
+    if (vpb == 1) b0 = groups(std::integral_constant<int, 1>{}, b0);
+    else if (vpb == 2) b0 = groups(std::integral_constant<int, 2>{}, b0);
+    else if (vpb == 3) b0 = groups(std::integral_constant<int, 3>{}, b0);
+    else b0 = groups(std::integral_constant<int, 4>{}, b0);
+    headers += (b0 - start) / block;
   }
   for (; b0 < end; b0 += block, ++headers) {
     const std::int64_t b1 = std::min(end, b0 + block);
@@ -390,6 +445,8 @@ struct ByteCodes {
   static constexpr bool kTakesLowByte = true;  // stores each lane's low byte only
   std::uint8_t* out;
   void operator()(std::int64_t i, typename V::I c, int n) const { V::store_u8(out + i, c, n); }
+  // 4 * V::N codes, each lane within -128..127, from index i
+  void int8_quad(std::int64_t i, const typename V::I* k) const { V::store_i8x4(out + i, k[0], k[1], k[2], k[3]); }
 };
 template <class V>
 struct NibbleCodes {

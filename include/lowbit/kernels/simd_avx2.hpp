@@ -48,6 +48,14 @@ struct Avx2 {
     const __m128i b = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(lo, _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1)));
     store_bytes(p, b, n);
   }
+  // The 4N lanes of a, b, c, d (each within -128..127) as bytes in that order, in one store:
+  // two saturating packs (per 128-bit half), then one permute to undo their interleave.
+  static void store_i8x4(std::uint8_t* p, I a, I b, I c, I d) {
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    // dword 4h + v holds lanes 4h..4h+3 of vector v
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
   static void store_u4_pairs(std::uint8_t* p, I v, int n) {
     const __m256i q = _mm256_or_si256(v, _mm256_srli_epi64(v, 28));
     const __m256i lo = _mm256_shuffle_epi8(q, _mm256_setr_epi8(0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
@@ -70,6 +78,10 @@ struct Avx2 {
   static F trunc_f(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
   static F frac_even_f(F a) { return _mm256_sub_ps(a, round_even_f(a)); }  // exact
   static I round_even_i(F a) { return _mm256_cvttps_epi32(round_even_f(a)); }
+  static F abs_max_f(F a, F b) {  // max(|a|, |b|) for numbers
+    const __m256 m = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    return _mm256_max_ps(_mm256_and_ps(a, m), _mm256_and_ps(b, m));
+  }
 
   // A hint to fetch the cache line at p (never faults, whatever p is).
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }

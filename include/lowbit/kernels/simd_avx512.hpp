@@ -41,6 +41,14 @@ struct Avx512 {
     if (n < 16) return _mm512_mask_cvtepi32_storeu_epi8(p, tail(n), v);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(v));
   }
+  // The 4N lanes of a, b, c, d (each within -128..127) as bytes in that order, in one store:
+  // two saturating packs (per 128-bit quarter), then one permute to undo their interleave.
+  static void store_i8x4(std::uint8_t* p, I a, I b, I c, I d) {
+    const __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
+    // dword 4q + v holds lanes 4q..4q+3 of vector v
+    _mm512_storeu_si512(p, _mm512_permutexvar_epi32(
+                               _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), bytes));
+  }
   static void store_u4_pairs(std::uint8_t* p, I v, int n) {
     const __m512i q = _mm512_or_si512(v, _mm512_srli_epi64(v, 28));
     if (n >= 16) _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm512_cvtepi64_epi8(q));
@@ -52,6 +60,8 @@ struct Avx512 {
   // a - round_even(a), exactly, in one instruction (vreduceps); and round_even(a) as integers
   static F frac_even_f(F a) { return _mm512_reduce_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static I round_even_i(F a) { return _mm512_cvt_roundps_epi32(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // max(|a|, |b|) for numbers, in one instruction (vrangeps: largest magnitude, sign cleared)
+  static F abs_max_f(F a, F b) { return _mm512_range_ps(a, b, 0x0B); }
 
   // A hint to fetch the cache line at p (never faults, whatever p is).
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }

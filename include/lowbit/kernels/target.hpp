@@ -9,6 +9,14 @@
 // of line (a call spills the operands they take by array).
 #define LOWBIT_ALWAYS_INLINE __attribute__((always_inline)) inline
 
+// Unrolls the loop that follows completely (short loops of constant count over vectors held
+// in arrays: at -O2 GCC keeps such loops, and the arrays in memory).
+#if defined(__clang__)
+#define LOWBIT_UNROLL _Pragma("unroll")
+#else
+#define LOWBIT_UNROLL _Pragma("GCC unroll 64")
+#endif
+
 #define LOWBIT_AVX512_FEATURES "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,bmi2"
 #define LOWBIT_AVX2_FEATURES "avx2,fma,f16c,bmi2"
 
