@@ -83,8 +83,6 @@ struct Avx2 {
     return _mm256_max_ps(_mm256_and_ps(a, m), _mm256_and_ps(b, m));
   }
 
-  // A hint to fetch the cache line at p (never faults, whatever p is).
-  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
   static I bits(F v) { return _mm256_castps_si256(v); }
   static F flt(I v) { return _mm256_castsi256_ps(v); }
   static I set(std::int32_t x) { return _mm256_set1_epi32(x); }

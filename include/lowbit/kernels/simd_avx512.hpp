@@ -63,8 +63,6 @@ struct Avx512 {
   // max(|a|, |b|) for numbers, in one instruction (vrangeps: largest magnitude, sign cleared)
   static F abs_max_f(F a, F b) { return _mm512_range_ps(a, b, 0x0B); }
 
-  // A hint to fetch the cache line at p (never faults, whatever p is).
-  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
   static I bits(F v) { return _mm512_castps_si512(v); }
   static F flt(I v) { return _mm512_castsi512_ps(v); }
   static I set(std::int32_t x) { return _mm512_set1_epi32(x); }
