@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "lowbit/kernels/panel_args.hpp"
 #include "lowbit/kernels/panel_scalar.hpp"
@@ -34,36 +36,69 @@ struct HalfLoader {
   }
 };
 
-inline __m256 panel_scales(const PanelScale& s, const std::uint8_t* block_codes, HalfLoader& ld) {
-  if (s.kind == PanelScaleKind::None) return _mm256_set1_ps(s.constant);
-  const std::uint8_t* p = ld.get(block_codes, s.bytes);
-  __m256 v;
-  switch (s.kind) {
-    case PanelScaleKind::Lut8: {
-      std::int64_t c8;
-      std::memcpy(&c8, p, 8);
-      return _mm256_i32gather_ps(s.lut, _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(c8)), 4);
-    }
-    case PanelScaleKind::E8M0: {
-      std::int64_t c8;
-      std::memcpy(&c8, p, 8);
-      const __m256i c = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(c8));
-      __m256i bits = _mm256_slli_epi32(c, 23);
-      bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x00400000), _mm256_cmpeq_epi32(c, _mm256_setzero_si256()));
-      bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x7FC00000), _mm256_cmpeq_epi32(c, _mm256_set1_epi32(255)));
-      v = _mm256_castsi256_ps(bits);
-      break;
-    }
-    case PanelScaleKind::F16: v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); break;
-    case PanelScaleKind::BF16:
-      v = _mm256_castsi256_ps(
-          _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
-      break;
-    case PanelScaleKind::F32: v = _mm256_loadu_ps(reinterpret_cast<const float*>(p)); break;
-    default: v = _mm256_set1_ps(1.0f);
+// The 8 block scales of half rows for one kind of scale code, before the tensor scale and the
+// unit, from the half's codes p (HalfLoader: zero past the panel's last row).
+template <PanelScaleKind K>
+inline __m256 half_scale_codes(const PanelScale& s, const std::uint8_t* p) {
+  if constexpr (K == PanelScaleKind::Lut8 || K == PanelScaleKind::E8M0) {
+    std::int64_t c8;
+    std::memcpy(&c8, p, 8);
+    const __m256i c = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(c8));
+    if constexpr (K == PanelScaleKind::Lut8) return _mm256_i32gather_ps(s.lut, c, 4);
+    __m256i bits = _mm256_slli_epi32(c, 23);
+    bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x00400000), _mm256_cmpeq_epi32(c, _mm256_setzero_si256()));
+    bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x7FC00000), _mm256_cmpeq_epi32(c, _mm256_set1_epi32(255)));
+    return _mm256_castsi256_ps(bits);
+  } else if constexpr (K == PanelScaleKind::F16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  } else if constexpr (K == PanelScaleKind::BF16) {
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  } else if constexpr (K == PanelScaleKind::F32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+  } else {
+    return _mm256_set1_ps(1.0f);
   }
-  if (s.has_tensor_scale) v = _mm256_mul_ps(v, _mm256_set1_ps(s.tensor_scale));
-  return _mm256_mul_ps(v, _mm256_set1_ps(s.unit));
+}
+
+// Every block scale of half h of the panel, 8 floats per block (times the tensor scale, then
+// the unit: the scalar path's order; table values are final), decoded once per kernel call with the scale kind chosen
+// once: the kernels used to decode them, through a switch, once per block for every pair of
+// activation rows. One buffer per thread and half, reused.
+inline const float* decoded_half_scales(const PanelArgs& w, int h) {
+  thread_local std::vector<float> buf[2];
+  const std::int64_t blocks = (w.padded_cols + w.block - 1) / w.block;
+  std::vector<float>& b = buf[h];
+  b.resize(static_cast<std::size_t>(blocks * 8));
+  float* out = b.data();
+  const PanelScale& s = w.scale;
+  if (s.kind == PanelScaleKind::None) {
+    std::fill(b.begin(), b.end(), s.constant);
+    return out;
+  }
+  HalfLoader ld{w.rows, h, {}};
+  const auto fill = [&](auto kind) {
+    constexpr PanelScaleKind K = decltype(kind)::value;
+    const __m256 ts = _mm256_set1_ps(s.tensor_scale), unit = _mm256_set1_ps(s.unit);
+    for (std::int64_t blk = 0; blk < blocks; ++blk) {
+      __m256 v = half_scale_codes<K>(s, ld.get(w.scales + blk * w.rows * s.bytes, s.bytes));
+      if constexpr (K != PanelScaleKind::Lut8) {  // table values are final
+        if (s.has_tensor_scale) v = _mm256_mul_ps(v, ts);
+        v = _mm256_mul_ps(v, unit);
+      }
+      _mm256_storeu_ps(out + blk * 8, v);
+    }
+  };
+  using Kind = PanelScaleKind;
+  switch (s.kind) {
+    case Kind::Lut8: fill(std::integral_constant<Kind, Kind::Lut8>{}); break;
+    case Kind::E8M0: fill(std::integral_constant<Kind, Kind::E8M0>{}); break;
+    case Kind::F16: fill(std::integral_constant<Kind, Kind::F16>{}); break;
+    case Kind::BF16: fill(std::integral_constant<Kind, Kind::BF16>{}); break;
+    case Kind::F32: fill(std::integral_constant<Kind, Kind::F32>{}); break;
+    default: fill(std::integral_constant<Kind, Kind::None>{}); break;
+  }
+  return out;
 }
 
 // Four int8 activations as four int16, repeated over the register.
@@ -138,7 +173,8 @@ struct Int8Weights {
 
 // ---- integer kernel ----------------------------------------------------------------------
 template <int NR>
-inline void half_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int h, PanelOut out) {
+inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
+                        PanelOut out) {
   const int rows = w.rows;
   HalfLoader ld{rows, h, {}};
   const Int8Weights dec(w);
@@ -165,7 +201,7 @@ inline void half_int_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0
         }
       }
     }
-    const __m256 ws = panel_scales(w.scale, w.scales + wb * rows * w.scale.bytes, ld);
+    const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
     for (int n = 0; n < NR; ++n) {
       const __m256i dot = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[n], hi[n]), 0xD8);
       const std::int64_t row = n0 + n;
@@ -202,7 +238,8 @@ inline void float_column(__m256 (&p)[NR][4], __m256i v, const PanelArgs& w, __m2
 }
 
 template <int NR, int BITS, Decode8 D8>
-inline void half_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int h, PanelOut out) {
+inline void half_float_nr(const PanelArgs& w, const float* scales, const FloatActArgs& a, std::int64_t n0, int h,
+                          PanelOut out) {
   const int rows = w.rows;
   HalfLoader ld{rows, h, {}};
   const float* x[NR];
@@ -236,7 +273,7 @@ inline void half_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_
         float_column<NR, 8, D8, 1, 0>(p, v1, w, lut0, lut1, x, k);
       }
     }
-    const __m256 ws = panel_scales(w.scale, w.scales + blk * rows * w.scale.bytes, ld);
+    const __m256 ws = _mm256_loadu_ps(scales + blk * 8);
     for (int n = 0; n < NR; ++n) {
       const __m256 b = _mm256_add_ps(_mm256_add_ps(p[n][0], p[n][1]), _mm256_add_ps(p[n][2], p[n][3]));
       y[n] = _mm256_fmadd_ps(b, ws, y[n]);
@@ -248,26 +285,28 @@ inline void half_float_nr(const PanelArgs& w, const FloatActArgs& a, std::int64_
 template <template <int> class K, class Act>
 inline void run_halves(const PanelArgs& w, const Act& a, std::int64_t n0, int nr, PanelOut out) {
   for (int h = 0; h * 8 < w.rows; ++h) {
+    const float* scales = decoded_half_scales(w, h);
     std::int64_t m = n0;
     PanelOut o = out;
     int left = nr;
-    for (; left >= 2; left -= 2, m += 2, o.y += 2 * o.stride) K<2>::run(w, a, m, h, o);
-    if (left == 1) K<1>::run(w, a, m, h, o);
+    for (; left >= 2; left -= 2, m += 2, o.y += 2 * o.stride) K<2>::run(w, scales, a, m, h, o);
+    if (left == 1) K<1>::run(w, scales, a, m, h, o);
   }
 }
 
 template <int NR>
 struct HalfInt {
-  static void run(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
-    half_int_nr<NR>(w, a, n0, h, o);
+  static void run(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
+    half_int_nr<NR>(w, scales, a, n0, h, o);
   }
 };
 template <int BITS, Decode8 D8>
 struct HalfFloat {
   template <int NR>
   struct Rows {
-    static void run(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int h, PanelOut o) {
-      half_float_nr<NR, BITS, D8>(w, a, n0, h, o);
+    static void run(const PanelArgs& w, const float* scales, const FloatActArgs& a, std::int64_t n0, int h,
+                    PanelOut o) {
+      half_float_nr<NR, BITS, D8>(w, scales, a, n0, h, o);
     }
   };
 };
@@ -308,7 +347,8 @@ inline void vnni_octet(const PanelArgs& w, HalfLoader& ld, const Int8Weights& de
 }
 
 template <int NR>
-inline void half_int_vnni_nr(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int h, PanelOut out) {
+inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
+                             PanelOut out) {
   const int rows = w.rows;
   HalfLoader ld{rows, h, {}};
   const Int8Weights dec(w);
@@ -332,7 +372,7 @@ inline void half_int_vnni_nr(const PanelArgs& w, const IntActArgs& a, std::int64
       vnni_octet<NR, 2>(w, ld, dec, q, o + 1, acc);
     }
     if (o < o1) vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
-    const __m256 ws = panel_scales(w.scale, w.scales + wb * rows * w.scale.bytes, ld);
+    const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
     for (int n = 0; n < NR; ++n) {
       const std::int64_t row = n0 + n;
       const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(acc[n][0], acc[n][1]), _mm256_add_epi32(acc[n][2], acc[n][3]));
@@ -346,8 +386,8 @@ inline void half_int_vnni_nr(const PanelArgs& w, const IntActArgs& a, std::int64
 
 template <int NR>
 struct HalfIntVnni {
-  static void run(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
-    half_int_vnni_nr<NR>(w, a, n0, h, o);
+  static void run(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
+    half_int_vnni_nr<NR>(w, scales, a, n0, h, o);
   }
 };
 
