@@ -57,6 +57,8 @@ struct FastCodes {
   enum class Kind { None, Fixed, Minifloat } kind = Kind::None;
   float to_int = 1.0f, kmin = 0.0f, kmax = 0.0f;  // Fixed
   std::uint32_t mask = 0;
+  bool byte_codes = false;  // Fixed: codes are 8 bits wide (a byte sink needs no mask)
+  bool int8_codes = false;  // Fixed: 8-bit two's-complement codes (stored four vectors at once)
   float near_tie = 0.0f;  // Fixed, nearest-even: see fixed_codes_by_reciprocal
   std::int32_t max_bits = 0, min_normal_bits = 0, sub_magic_bits = 0, shift = 0, rebias = 0, sign_shift = 0;
 
@@ -72,6 +74,8 @@ struct FastCodes {
       kmin = static_cast<float>(e.min_int());
       kmax = static_cast<float>(e.max_int());
       mask = e.code_mask();
+      byte_codes = mask == 0xFFu;
+      int8_codes = byte_codes && kmin >= -128.0f && kmax <= 127.0f;
       // 3 * 2^-24 * |k| bounds the reciprocal's error for |k| <= kbound; 2^-20 * kbound
       // leaves a factor of five
       const float kbound = std::max(-kmin, kmax) + 1.0f;
@@ -158,8 +162,8 @@ LOWBIT_ALWAYS_INLINE void fixed_group_by_reciprocal(const float* x, typename V::
   static_assert(V::N * kVpb % 4 == 0);
   const I near_tie = V::bits(V::setf(f.near_tie)), code_mask = V::set(static_cast<std::int32_t>(f.mask));
   const F lo = V::setf(f.kmin), hi = V::setf(f.kmax);
-  const bool bytes_as_int8 = Sink::kTakesLowByte && f.mask == 0xFFu && f.kmin >= -128.0f && f.kmax <= 127.0f;
-  const bool mask_codes = !(Sink::kTakesLowByte && f.mask == 0xFFu);
+  const bool bytes_as_int8 = Sink::kTakesLowByte && f.int8_codes;
+  const bool mask_codes = !(Sink::kTakesLowByte && f.byte_codes);
   LOWBIT_UNROLL for (int t = 0; t < V::N * kVpb; t += 4) {
     F xv[4], r[4], v[4];
     LOWBIT_UNROLL for (int u = 0; u < 4; ++u) {

@@ -77,7 +77,7 @@ inline const float* decoded_half_scales(const PanelArgs& w, int h) {
     return out;
   }
   HalfLoader ld{w.rows, h, {}};
-  const auto fill = [&](auto kind) {
+  with_scale_kind(s.kind, [&](auto kind) {
     constexpr PanelScaleKind K = decltype(kind)::value;
     const __m256 ts = _mm256_set1_ps(s.tensor_scale), unit = _mm256_set1_ps(s.unit);
     for (std::int64_t blk = 0; blk < blocks; ++blk) {
@@ -88,16 +88,7 @@ inline const float* decoded_half_scales(const PanelArgs& w, int h) {
       }
       _mm256_storeu_ps(out + blk * 8, v);
     }
-  };
-  using Kind = PanelScaleKind;
-  switch (s.kind) {
-    case Kind::Lut8: fill(std::integral_constant<Kind, Kind::Lut8>{}); break;
-    case Kind::E8M0: fill(std::integral_constant<Kind, Kind::E8M0>{}); break;
-    case Kind::F16: fill(std::integral_constant<Kind, Kind::F16>{}); break;
-    case Kind::BF16: fill(std::integral_constant<Kind, Kind::BF16>{}); break;
-    case Kind::F32: fill(std::integral_constant<Kind, Kind::F32>{}); break;
-    default: fill(std::integral_constant<Kind, Kind::None>{}); break;
-  }
+  });
   return out;
 }
 

@@ -97,19 +97,10 @@ inline const float* decoded_panel_scales(const PanelArgs& w) {
   const std::int64_t blocks = (w.padded_cols + w.block - 1) / w.block;
   buf.resize(static_cast<std::size_t>(blocks * kPanelRows));
   float* out = buf.data();
-  // the kind chosen once per panel, not once per block (with the switch in the loop, decoding
-  // took a fifth of the integer kernel's time at N = 1)
-  const auto fill = [&](auto decode) {
+  with_scale_kind(w.scale.kind, [&](auto kind) {
+    const ScaleDecoder<decltype(kind)::value> decode(w);
     for (std::int64_t b = 0; b < blocks; ++b) _mm512_storeu_ps(out + b * kPanelRows, decode(b));
-  };
-  switch (w.scale.kind) {
-    case PanelScaleKind::E8M0: fill(ScaleDecoder<PanelScaleKind::E8M0>(w)); break;
-    case PanelScaleKind::F16: fill(ScaleDecoder<PanelScaleKind::F16>(w)); break;
-    case PanelScaleKind::BF16: fill(ScaleDecoder<PanelScaleKind::BF16>(w)); break;
-    case PanelScaleKind::F32: fill(ScaleDecoder<PanelScaleKind::F32>(w)); break;
-    case PanelScaleKind::Lut8: fill(ScaleDecoder<PanelScaleKind::Lut8>(w)); break;
-    default: fill(ScaleDecoder<PanelScaleKind::None>(w)); break;
-  }
+  });
   return out;
 }
 
