@@ -219,8 +219,11 @@ struct BlockFormat {
       return h;
     }
     for (std::size_t i = 0; i < n; ++i) {
+      // x and s are finite and s > 0, so y is NaN only where the CPU reads a subnormal x and a
+      // subnormal s as zeros (MXCSR's DAZ, set by the caller): x is zero then
       const float y = x[i] / s;
-      codes[i] = element.encode(static_cast<double>(y), mode, rnd(i));
+      codes[i] = element.encode(std::isnan(y) ? std::copysign(0.0, static_cast<double>(x[i])) : static_cast<double>(y),
+                                mode, rnd(i));
     }
     return h;
   }
