@@ -12,6 +12,8 @@
 #include "lowbit/core/bits.hpp"
 #include "lowbit/core/rounding.hpp"
 #include "lowbit/formats/block_format.hpp"
+#include "lowbit/formats/codebook.hpp"
+#include "lowbit/formats/log_element.hpp"
 #include "lowbit/kernels/dispatch.hpp"
 #include "lowbit/kernels/element_codes.hpp"
 #include "lowbit/kernels/element_rounding.hpp"
@@ -26,6 +28,9 @@ namespace lowbit::kernels::avx512 {
 using simd::Avx512;
 #include "lowbit/kernels/fake_quant_body.inl"
 #include "lowbit/kernels/codes_body.inl"
+#define LOWBIT_KERNEL_V simd::Avx512
+#include "lowbit/kernels/kernel_instances.inl"
+#undef LOWBIT_KERNEL_V
 }  // namespace lowbit::kernels::avx512
 LOWBIT_TARGET_END
 
@@ -34,6 +39,9 @@ namespace lowbit::kernels::avx2 {
 using simd::Avx2;
 #include "lowbit/kernels/fake_quant_body.inl"
 #include "lowbit/kernels/codes_body.inl"
+#define LOWBIT_KERNEL_V simd::Avx2
+#include "lowbit/kernels/kernel_instances.inl"
+#undef LOWBIT_KERNEL_V
 }  // namespace lowbit::kernels::avx2
 LOWBIT_TARGET_END
 #define LOWBIT_HAS_X86_KERNELS 1
@@ -43,12 +51,18 @@ LOWBIT_TARGET_END
 
 namespace lowbit::kernels {
 
+// Whether the SIMD quantise and fake-quant kernels take elements of this family (the others,
+// codebooks and logarithms, quantise on the scalar reference only; their kernels are not even
+// compiled).
+template <class Fmt>
+inline constexpr bool simd_quantizes = std::is_same_v<typename Fmt::element_type, MinifloatSpec> ||
+                                       std::is_same_v<typename Fmt::element_type, FixedPointSpec>;
+
 // The element rounding a SIMD kernel would use for this format, or eligible = false when
 // the format runs only on the scalar reference.
 template <class Fmt>
 ElementRounding simd_rounding(const Fmt& fmt) {
-  using E = typename Fmt::element_type;
-  if constexpr (std::is_same_v<E, MinifloatSpec> || std::is_same_v<E, FixedPointSpec>) {
+  if constexpr (simd_quantizes<Fmt>) {
     if (fmt.scale.tensor_scale && fmt.scale.kind != ScaleKind::Float) return {};
     if (fmt.scale.zero_point) {
       // (k - zp) * s with k = round(y) + zp clamped: a wide integer rounding first
@@ -70,13 +84,15 @@ bool fake_quant_line_simd(SimdPath path, const Fmt& fmt, const ElementRounding& 
                           std::int64_t begin, std::int64_t end, std::int64_t block, std::uint64_t index0,
                           Rounding mode, std::uint64_t seed, const TensorParams& tp) {
 #if LOWBIT_HAS_X86_KERNELS
-  if (!er.eligible) return false;
-  switch (path) {
-    case SimdPath::AVX512:
-      return avx512::fake_quant_line<simd::Avx512>(fmt, er, x, y, begin, end, block, index0, mode, seed, tp);
-    case SimdPath::AVX2:
-      return avx2::fake_quant_line<simd::Avx2>(fmt, er, x, y, begin, end, block, index0, mode, seed, tp);
-    case SimdPath::Scalar: return false;
+  if constexpr (simd_quantizes<Fmt>) {
+    if (!er.eligible) return false;
+    switch (path) {
+      case SimdPath::AVX512:
+        return avx512::fake_quant_line<simd::Avx512>(fmt, er, x, y, begin, end, block, index0, mode, seed, tp);
+      case SimdPath::AVX2:
+        return avx2::fake_quant_line<simd::Avx2>(fmt, er, x, y, begin, end, block, index0, mode, seed, tp);
+      case SimdPath::Scalar: return false;
+    }
   }
 #else
   (void)path, (void)fmt, (void)er, (void)x, (void)y, (void)begin, (void)end, (void)block, (void)index0, (void)mode,
@@ -111,19 +127,21 @@ bool quantize_line_simd(SimdPath path, const Fmt& fmt, const ElementRounding& er
                         std::int64_t end, std::int64_t block, std::uint64_t index0, Rounding mode, std::uint64_t seed,
                         const TensorParams& tp) {
 #if LOWBIT_HAS_X86_KERNELS
-  if (!er.eligible) return false;
-  const auto headers_of = [&](std::int64_t) { return headers; };
-  const auto done = [](std::int64_t) {};
-  switch (path) {
-    case SimdPath::AVX512:
-      return avx512::quantize_lines<simd::Avx512>(
-                 fmt, er, ec, x, 0, 1, [&](std::int64_t) { return avx512::U32Codes<simd::Avx512>{codes}; }, headers_of,
-                 begin, end, block, index0, 0, mode, seed, tp, done) == 1;
-    case SimdPath::AVX2:
-      return avx2::quantize_lines<simd::Avx2>(
-                 fmt, er, ec, x, 0, 1, [&](std::int64_t) { return avx2::U32Codes<simd::Avx2>{codes}; }, headers_of,
-                 begin, end, block, index0, 0, mode, seed, tp, done) == 1;
-    case SimdPath::Scalar: return false;
+  if constexpr (simd_quantizes<Fmt>) {
+    if (!er.eligible) return false;
+    const auto headers_of = [&](std::int64_t) { return headers; };
+    const auto done = [](std::int64_t) {};
+    switch (path) {
+      case SimdPath::AVX512:
+        return avx512::quantize_lines<simd::Avx512>(
+                   fmt, er, ec, x, 0, 1, [&](std::int64_t) { return avx512::U32Codes<simd::Avx512>{codes}; }, headers_of,
+                   begin, end, block, index0, 0, mode, seed, tp, done) == 1;
+      case SimdPath::AVX2:
+        return avx2::quantize_lines<simd::Avx2>(
+                   fmt, er, ec, x, 0, 1, [&](std::int64_t) { return avx2::U32Codes<simd::Avx2>{codes}; }, headers_of,
+                   begin, end, block, index0, 0, mode, seed, tp, done) == 1;
+      case SimdPath::Scalar: return false;
+    }
   }
 #else
   (void)path, (void)fmt, (void)er, (void)ec, (void)x, (void)codes, (void)headers, (void)begin, (void)end, (void)block,
@@ -165,26 +183,30 @@ std::int64_t quantize_lines_packed_simd(SimdPath path, const Fmt& fmt, const Ele
                                         Rounding mode, std::uint64_t seed, const TensorParams& tp,
                                         const Done& done) {
 #if LOWBIT_HAS_X86_KERNELS
-  if (!quantize_packed_simd_applies(path, er, width, block)) return 0;
-  const auto headers_of = [&](std::int64_t l) { return lines.headers + l * lines.headers_stride; };
-  const auto run = [&](auto tag, const auto& sink_of) {
-    using V = decltype(tag);
-    if constexpr (std::is_same_v<V, simd::Avx512>)
-      return avx512::quantize_lines<V>(fmt, er, ec, lines.x, lines.x_stride, lines.count, sink_of, headers_of, 0,
+  if constexpr (simd_quantizes<Fmt>) {
+    if (!quantize_packed_simd_applies(path, er, width, block)) return 0;
+    const auto headers_of = [&](std::int64_t l) { return lines.headers + l * lines.headers_stride; };
+    const auto run = [&](auto tag, const auto& sink_of) {
+      using V = decltype(tag);
+      if constexpr (std::is_same_v<V, simd::Avx512>)
+        return avx512::quantize_lines<V>(fmt, er, ec, lines.x, lines.x_stride, lines.count, sink_of, headers_of, 0,
+                                         lines.end, block, lines.index0, lines.index_stride, mode, seed, tp, done);
+      else
+        return avx2::quantize_lines<V>(fmt, er, ec, lines.x, lines.x_stride, lines.count, sink_of, headers_of, 0,
                                        lines.end, block, lines.index0, lines.index_stride, mode, seed, tp, done);
-    else
-      return avx2::quantize_lines<V>(fmt, er, ec, lines.x, lines.x_stride, lines.count, sink_of, headers_of, 0,
-                                     lines.end, block, lines.index0, lines.index_stride, mode, seed, tp, done);
-  };
-  const auto out_of = [&](std::int64_t l) { return lines.out + l * lines.out_stride; };
-  if (path == SimdPath::AVX512) {
-    using V = simd::Avx512;
-    return width == 8 ? run(V{}, [&](std::int64_t l) { return avx512::ByteCodes<V>{out_of(l)}; })
-                      : run(V{}, [&](std::int64_t l) { return avx512::NibbleCodes<V>{out_of(l)}; });
+    };
+    const auto out_of = [&](std::int64_t l) { return lines.out + l * lines.out_stride; };
+    if (path == SimdPath::AVX512) {
+      using V = simd::Avx512;
+      return width == 8 ? run(V{}, [&](std::int64_t l) { return avx512::ByteCodes<V>{out_of(l)}; })
+                        : run(V{}, [&](std::int64_t l) { return avx512::NibbleCodes<V>{out_of(l)}; });
+    }
+    using V = simd::Avx2;
+    return width == 8 ? run(V{}, [&](std::int64_t l) { return avx2::ByteCodes<V>{out_of(l)}; })
+                      : run(V{}, [&](std::int64_t l) { return avx2::NibbleCodes<V>{out_of(l)}; });
+  } else {
+    return 0;
   }
-  using V = simd::Avx2;
-  return width == 8 ? run(V{}, [&](std::int64_t l) { return avx2::ByteCodes<V>{out_of(l)}; })
-                    : run(V{}, [&](std::int64_t l) { return avx2::NibbleCodes<V>{out_of(l)}; });
 #else
   (void)path, (void)fmt, (void)er, (void)ec, (void)lines, (void)width, (void)block, (void)mode, (void)seed, (void)tp,
       (void)done;
