@@ -286,6 +286,80 @@ TEST(PanelMatmul, NarrowWeightsSplitTheActivationRowsOverThreads) {
   }
 }
 
+// bf16 activations give the bits of the same values passed as floats: on the integer kernel,
+// the float kernel (weight-only and fake-quantised), with a tensor-scaled activation format,
+// strided X, prepared activations with row ranges, and the row-layout path.
+TEST(PanelMatmul, Bf16ActivationsGiveTheBitsOfTheirWidenedFloats) {
+  using lowbit::bfloat16;
+  const std::int64_t m = 37, k = 200;
+  const auto wv = random_matrix(m, k, 51, 0.05f), bias = random_matrix(1, m, 53, 0.1f);
+  for (std::int64_t n : {1, 3, 17}) {
+    const auto xv = random_matrix(n, k, 52, 1.0f);
+    std::vector<bfloat16> xb(xv.size()), xt(xv.size());  // xt: column-major copy
+    std::vector<float> xf(xv.size());
+    for (std::int64_t r = 0; r < n; ++r)
+      for (std::int64_t c = 0; c < k; ++c) {
+        const bfloat16 b{static_cast<std::uint16_t>(lowbit::BF16::encode(xv[static_cast<std::size_t>(r * k + c)]))};
+        xb[static_cast<std::size_t>(r * k + c)] = b;
+        xt[static_cast<std::size_t>(c * n + r)] = b;
+        xf[static_cast<std::size_t>(r * k + c)] = b.to_float();
+      }
+    const auto xb_ref = MatrixRef<const bfloat16>::row_major(xb.data(), n, k);
+    const auto xt_ref = MatrixRef<const bfloat16>::col_major(xt.data(), n, k);
+    const auto xf_ref = MatrixRef<const float>::row_major(xf.data(), n, k);
+    for (auto [w, a] : {std::pair<std::string, std::string>{"mxfp4", "mxint8"}, {"int4_b32_fp16", ""}, {"nf4_b64", "int8_b32_fp16"},
+                        {"int8_b32_fp16", "nvfp4"}, {"mxfp6_e2m3", "mxint8"}}) {
+      SCOPED_TRACE(w + " x " + (a.empty() ? "float" : a) + " N=" + std::to_string(n));
+      lowbit::MatmulOptions opt;
+      if (!a.empty()) opt.activation = lowbit::Quantizer(a);
+      std::visit(
+          [&](const auto& f) {
+            using F = std::decay_t<decltype(f)>;
+            if constexpr (lowbit::is_block_format<F>) {
+              const auto pw = lowbit::PanelMatrix<F>::pack(f, MatrixRef<const float>::row_major(wv.data(), m, k));
+              std::vector<float> yf(static_cast<std::size_t>(n * m)), yb(yf.size(), -1.0f), yt(yf.size(), -2.0f),
+                  yr(yf.size(), -3.0f);
+              const auto out = [&](std::vector<float>& y) { return MatrixRef<float>::row_major(y.data(), n, m); };
+              lowbit::matmul(xf_ref, pw, std::span<const float>(bias), out(yf), opt);
+              lowbit::matmul(xb_ref, pw, std::span<const float>(bias), out(yb), opt);
+              lowbit::matmul(xt_ref, pw, std::span<const float>(bias), out(yt), opt);
+              const auto act = lowbit::prepare_activations(xb_ref, pw, opt);
+              EXPECT_EQ(act.integer, lowbit::prepare_activations(xf_ref, pw, opt).integer);
+              lowbit::matmul_rows(act, pw, std::span<const float>(bias), out(yr), 16, m);
+              lowbit::matmul_rows(act, pw, std::span<const float>(bias), out(yr), 0, 16);
+              EXPECT_EQ(std::memcmp(yf.data(), yb.data(), yf.size() * 4), 0);
+              EXPECT_EQ(std::memcmp(yf.data(), yt.data(), yf.size() * 4), 0);
+              EXPECT_EQ(std::memcmp(yf.data(), yr.data(), yf.size() * 4), 0);
+            }
+          },
+          lowbit::Quantizer(w).format());
+    }
+    // The row-layout path of formats without panels.
+    const auto pm = lowbit::AnyPackedMatrix::pack("uint4_b32_fp16", MatrixRef<const float>::row_major(wv.data(), m, k));
+    std::vector<float> yf(static_cast<std::size_t>(n * m)), yb(yf.size(), -1.0f);
+    std::visit(
+        [&](const auto& p) {
+          lowbit::matmul(xf_ref, p, std::span<const float>(bias), MatrixRef<float>::row_major(yf.data(), n, m));
+          lowbit::matmul(xt_ref, p, std::span<const float>(bias), MatrixRef<float>::row_major(yb.data(), n, m));
+        },
+        pm.matrix());
+    EXPECT_EQ(std::memcmp(yf.data(), yb.data(), yf.size() * 4), 0);
+  }
+  // Bad bf16 input is refused like bad float input.
+  const auto pw = lowbit::pack_panels(lowbit::MXFP4{}, MatrixRef<const float>::row_major(wv.data(), m, k));
+  std::vector<bfloat16> x(2 * k);
+  std::vector<float> y(2 * m);
+  EXPECT_THROW(lowbit::matmul(MatrixRef<const bfloat16>::row_major(x.data(), 2, k - 1), pw, {},
+                              MatrixRef<float>::row_major(y.data(), 2, m)),
+               lowbit::Error);
+  EXPECT_THROW(lowbit::matmul(MatrixRef<const bfloat16>::row_major(nullptr, 2, k), pw, {}, MatrixRef<float>::row_major(y.data(), 2, m)),
+               lowbit::Error);
+  lowbit::MatmulOptions opt;
+  opt.activation = lowbit::Quantizer("mxint8");
+  EXPECT_THROW(lowbit::prepare_activations(MatrixRef<const bfloat16>::row_major(x.data(), 2, k - 1), pw, opt), lowbit::Error);
+  EXPECT_THROW(lowbit::prepare_activations(MatrixRef<const bfloat16>::row_major(x.data(), 2, k - 1), pw), lowbit::Error);
+}
+
 TEST(PanelMatmul, BadArgumentsThrowLowbitError) {
   const std::int64_t m = 20, k = 64;
   const auto wv = random_matrix(m, k, 31, 0.1f);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/core/bfloat16.hpp"
 #include "lowbit/core/bits.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/formats/minifloat.hpp"
@@ -605,6 +606,37 @@ TEST(CpuAgreement, FP32FromDoubleMatchesTheFloatCast) {
   EXPECT_EQ(lowbit::FP32::encode(beyond), lowbit::float_bits(static_cast<float>(beyond)));
   EXPECT_EQ(lowbit::FP32::encode(std::nextafter(beyond, 0.0)), 0x7F7FFFFFu);
   EXPECT_EQ(failures, 0);
+}
+
+}  // namespace
+
+namespace {
+
+// The bf16 activation storage type widens every one of its 65536 codes to the value BF16
+// decodes (NaNs to NaNs with the same bits above the fp32 mantissa's low half), and
+// widen_rows does so for contiguous and strided views.
+TEST(Bfloat16, WidensEveryCodeLikeBF16Decode) {
+  std::vector<lowbit::bfloat16> all(65536);
+  for (std::uint32_t c = 0; c < 65536; ++c) {
+    const lowbit::bfloat16 b{static_cast<std::uint16_t>(c)};
+    all[c] = b;
+    const float f = b.to_float(), want = static_cast<float>(lowbit::BF16::decode(c));
+    if (std::isnan(want)) {
+      ASSERT_TRUE(std::isnan(f)) << c;
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(f) >> 16, c) << c;
+    } else {
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(f), std::bit_cast<std::uint32_t>(want)) << c;
+    }
+  }
+  // 256 x 256 row-major, and the same codes read as its transpose (column stride 256).
+  std::vector<float> rows(65536, -1.0f), cols(65536, -1.0f);
+  lowbit::widen_rows(lowbit::MatrixRef<const lowbit::bfloat16>::row_major(all.data(), 256, 256), rows.data(), 256);
+  lowbit::widen_rows(lowbit::MatrixRef<const lowbit::bfloat16>::col_major(all.data(), 256, 256), cols.data(), 256);
+  for (std::uint32_t r = 0; r < 256; ++r)
+    for (std::uint32_t c = 0; c < 256; ++c) {
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(rows[r * 256 + c]), (r * 256 + c) << 16);
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(cols[r * 256 + c]), (c * 256 + r) << 16);
+    }
 }
 
 }  // namespace

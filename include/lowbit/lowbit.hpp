@@ -9,6 +9,7 @@
 #include "lowbit/algo/llama_fold.hpp"
 #include "lowbit/algo/outlier_split.hpp"
 #include "lowbit/algo/smoothquant.hpp"
+#include "lowbit/core/bfloat16.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_ref.hpp"
 #include "lowbit/core/parallel.hpp"

@@ -17,6 +17,9 @@
 // (kernels/panel_scalar.hpp states the order). Against matmul_reference (exact dot products
 // rounded once) the difference is float accumulation error only.
 //
+// X is fp32 or bf16 (core/bfloat16.hpp); bf16 is widened to fp32 exactly, so both give the
+// same bits for the same values.
+//
 // Engines that run their own threads: prepare the activations once with
 // prepare_activations(), then call matmul_rows() for disjoint row ranges of W (starting on a
 // multiple of 16) from any threads.
@@ -30,6 +33,7 @@
 #include <span>
 #include <vector>
 
+#include "lowbit/core/bfloat16.hpp"
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_ref.hpp"
 #include "lowbit/core/parallel.hpp"
@@ -190,6 +194,30 @@ PanelActivations prepare_activations(MatrixRef<const float> x, const PanelMatrix
   return act;
 }
 
+// bf16 activations: widened to float (exact), so the results are those of the widened X bit
+// for bit. Weight-only, the rows are widened straight into the kernels' copy; with an
+// activation format, into one float copy of X that the quantiser reads. The kernels themselves
+// stay on float or int8 activations: the integer kernel already multiplies in int8, and the
+// weight-only float kernel is limited by decoding weights, not by its FMAs.
+template <class WF>
+PanelActivations prepare_activations(MatrixRef<const bfloat16> x, const PanelMatrix<WF>& w, const MatmulOptions& opt = {}) {
+  x.validate("matmul");
+  if (opt.activation) {
+    std::vector<float> xf(static_cast<std::size_t>(x.size()));
+    widen_rows(x, xf.data(), x.cols);
+    return prepare_activations(MatrixRef<const float>::row_major(xf.data(), x.rows, x.cols), w, opt);
+  }
+  detail::require(x.cols == w.cols(), "matmul", "X is ", x.rows, " x ", x.cols, " but W is ", w.rows(), " x ", w.cols(),
+                  " (X's columns must equal W's)");
+  PanelActivations act;
+  act.rows = x.rows;
+  act.cols = x.cols;
+  act.padded_cols = w.padded_cols();
+  act.x.assign(static_cast<std::size_t>(x.rows * act.padded_cols), 0.0f);
+  widen_rows(x, act.x.data(), act.padded_cols);
+  return act;
+}
+
 namespace detail {
 
 // Activation rows [n0, n0 + nr) times one panel; out.y is row n0's output.
@@ -271,36 +299,55 @@ void matmul_rows(const PanelActivations& act, const PanelMatrix<WF>& w, std::spa
   matmul_rows(act, w, bias, y, row_begin, row_end, 0, act.rows);
 }
 
-// Y = X * W^T + bias with W in the panel layout.
+namespace detail {
+
+// Y = X * W^T + bias from prepared activations, over lowbit's threads.
 template <class WF>
-void matmul(MatrixRef<const float> x, const PanelMatrix<WF>& w, std::span<const float> bias, MatrixRef<float> y,
-            const MatmulOptions& opt = {}) {
-  detail::check_matmul_shapes(x, w.rows(), w.cols(), bias, y);
-  const PanelActivations act = prepare_activations(x, w, opt);
+void matmul_prepared(const PanelActivations& act, const PanelMatrix<WF>& w, std::span<const float> bias, MatrixRef<float> y,
+                     const MatmulOptions& opt) {
+  const std::int64_t n = act.rows;
   const std::int64_t panels = w.panels();
-  const std::int64_t work = std::max<std::int64_t>(1, w.rows() * w.cols() * std::max<std::int64_t>(x.rows, 1) / (1 << 18));
+  const std::int64_t work = std::max<std::int64_t>(1, w.rows() * w.cols() * std::max<std::int64_t>(n, 1) / (1 << 18));
   // Few long runs of panels: each thread streams a contiguous stretch of W, which its
   // prefetches (8 KiB ahead) and the hardware's follow; panels dealt out one at a time sent
   // half of each thread's prefetches into the other thread's panels (two threads at N = 8:
   // 420 -> 570-670 GFLOP/s). One stretch per thread for matrix-vector products, two where
   // the arithmetic is the limit and the second evens out the finish.
   const int threads = opt.threads > 0 ? opt.threads : num_threads();
-  const std::int64_t per_thread = x.rows <= 4 ? 1 : 2;
+  const std::int64_t per_thread = n <= 4 ? 1 : 2;
   const std::int64_t chunks = std::min({panels, work, per_thread * threads});
   // Too few panels for the threads (a narrow W and a large batch): split the activation rows
   // too, in groups of 8.
   const std::int64_t n_parts =
-      panels >= threads ? 1 : std::clamp<std::int64_t>((x.rows + 7) / 8, 1, (threads + panels - 1) / panels);
+      panels >= threads ? 1 : std::clamp<std::int64_t>((n + 7) / 8, 1, (threads + panels - 1) / panels);
   parallel_for(chunks * n_parts, chunks * n_parts, opt.threads, [&](std::int64_t i0, std::int64_t i1) {
     for (std::int64_t i = i0; i < i1; ++i) {
       const std::int64_t c = i / n_parts, part = i % n_parts;
       const std::int64_t p0 = panels * c / chunks, p1 = panels * (c + 1) / chunks;
-      const std::int64_t groups = (x.rows + 7) / 8;
-      const std::int64_t n0 = std::min(x.rows, 8 * (groups * part / n_parts)),
-                         n1 = std::min(x.rows, 8 * (groups * (part + 1) / n_parts));
+      const std::int64_t groups = (n + 7) / 8;
+      const std::int64_t n0 = std::min(n, 8 * (groups * part / n_parts)),
+                         n1 = std::min(n, 8 * (groups * (part + 1) / n_parts));
       matmul_rows(act, w, bias, y, p0 * kernels::kPanelRows, std::min(p1 * kernels::kPanelRows, w.rows()), n0, n1);
     }
   });
+}
+
+}  // namespace detail
+
+// Y = X * W^T + bias with W in the panel layout.
+template <class WF>
+void matmul(MatrixRef<const float> x, const PanelMatrix<WF>& w, std::span<const float> bias, MatrixRef<float> y,
+            const MatmulOptions& opt = {}) {
+  detail::check_matmul_shapes(x, w.rows(), w.cols(), bias, y);
+  detail::matmul_prepared(prepare_activations(x, w, opt), w, bias, y, opt);
+}
+
+// The same with bf16 activations (see prepare_activations): the bits of the widened X.
+template <class WF>
+void matmul(MatrixRef<const bfloat16> x, const PanelMatrix<WF>& w, std::span<const float> bias, MatrixRef<float> y,
+            const MatmulOptions& opt = {}) {
+  detail::check_matmul_shapes(x, w.rows(), w.cols(), bias, y);
+  detail::matmul_prepared(prepare_activations(x, w, opt), w, bias, y, opt);
 }
 
 // Y = X * W^T + bias with W in the row layout, any format: 64-row tiles of W decoded to float
@@ -336,6 +383,16 @@ void matmul(MatrixRef<const float> x, const PackedMatrix<F>& w, std::span<const 
           y(i, r0 + r) = bias.empty() ? yt(i, r) : yt(i, r) + bias[static_cast<std::size_t>(r0 + r)];
     }
   });
+}
+
+// The same with bf16 activations: X widened to float (exact), then as above.
+template <class F>
+void matmul(MatrixRef<const bfloat16> x, const PackedMatrix<F>& w, std::span<const float> bias, MatrixRef<float> y,
+            const MatmulOptions& opt = {}) {
+  x.validate("matmul");
+  std::vector<float> xf(static_cast<std::size_t>(x.size()));
+  widen_rows(x, xf.data(), x.cols);
+  matmul(MatrixRef<const float>::row_major(xf.data(), x.rows, x.cols), w, bias, y, opt);
 }
 
 }  // namespace lowbit

@@ -34,7 +34,8 @@ struct MatmulOptions {
 
 namespace detail {
 
-inline void check_matmul_shapes(MatrixRef<const float> x, std::int64_t m, std::int64_t k, std::span<const float> bias,
+template <class T>
+void check_matmul_shapes(MatrixRef<const T> x, std::int64_t m, std::int64_t k, std::span<const float> bias,
                                 MatrixRef<float> y) {
   const char* where = "matmul";
   x.validate(where);
