@@ -166,42 +166,65 @@ TEST(PanelMatmul, LongRowsAndManyActivationRows) {
 
 // Every int8 code, -128 included, against activations that reach -128 and +127: the integer
 // dot products must not saturate on any path.
+// Weights at their extreme values against activations of -128 and +127, with equal neighbours
+// so that the integer kernels' pairs of products reach their largest magnitude (vpmaddubsw
+// and vpmaddwd add pairs in 16/32 bits): no path may saturate. Every code appears too.
 TEST(PanelMatmul, FullRangeInt8NeverSaturates) {
-  const auto f = lowbit::Quantizer("int8_b32_fp32").format();
-  const auto& fmt = std::get<lowbit::FixedPointFormat>(f);
-  const std::int64_t m = 18, k = 256, n = 3;
-  lowbit::QuantizedTensor qt;
-  qt.rows = m;
-  qt.cols = k;
-  qt.blocking = lowbit::Blocking::along(1, 32);
-  qt.codes.resize(static_cast<std::size_t>(m * k));
-  for (std::size_t i = 0; i < qt.codes.size(); ++i) qt.codes[i] = (i % 3 == 0) ? 0x80u : static_cast<std::uint32_t>((i * 37) & 0xFF);
-  qt.headers.resize(static_cast<std::size_t>(m * (k / 32)));
-  for (auto& h : qt.headers) h.scale = std::bit_cast<std::uint32_t>(0.5f);
-  const auto pm = lowbit::PackedMatrix<lowbit::FixedPointFormat>::pack(fmt, qt);
-  const auto pw = lowbit::PanelMatrix<lowbit::FixedPointFormat>::from_packed(pm);
-  // Activations in fixed8_f7 (two's complement, 1/128 steps): -128 and +127 codes.
-  std::vector<float> xv(static_cast<std::size_t>(n * k));
-  for (std::size_t i = 0; i < xv.size(); ++i) xv[i] = (i % 2 == 0) ? -1.0f : 0.9921875f;
-  lowbit::MatmulOptions opt;
-  opt.activation = lowbit::Quantizer("fixed8_f7");
-  const auto act = lowbit::prepare_activations(MatrixRef<const float>::row_major(xv.data(), n, k), pw, opt);
-  ASSERT_TRUE(act.integer);
-  EXPECT_EQ(*std::min_element(act.q.begin(), act.q.end()), -128);
-  const RowMat exact = to_eigen(xv, n, k) * to_eigen(pm.unpack(), m, k).transpose();
-  std::vector<float> ys;
-  for (lowbit::SimdPath p : [] { auto v = lowbit_test::simd_paths(); v.insert(v.begin(), lowbit::SimdPath::Scalar); return v; }())
-    for (bool vnni : avx_vnni_settings(p)) {
-      lowbit_test::PathGuard g;
-      VnniGuard v(vnni);
-      lowbit::force_simd_path(p);
-      std::vector<float> y(static_cast<std::size_t>(n * m));
-      lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y.data(), n, m), opt);
-      for (std::int64_t i = 0; i < n; ++i)
-        for (std::int64_t j = 0; j < m; ++j)  // small integers: exact
-          ASSERT_EQ(static_cast<double>(y[static_cast<std::size_t>(i * m + j)]), exact(i, j)) << to_string(p) << " vnni " << vnni;
-      if (ys.empty()) ys = y;
-    }
+  for (const std::string name : {"int8_b32_fp32", "int4_b32_fp32", "mxfp4", "mxfp6_e2m3", "bfp6_b32", "int8_b32_fp16"})
+    std::visit(
+        [&](const auto& fmt) {
+          using F = std::decay_t<decltype(fmt)>;
+          if constexpr (lowbit::is_block_format<F>) {
+            SCOPED_TRACE(name);
+            const std::int64_t m = 18, k = 256, n = 3;
+            const auto wv = random_matrix(m, k, 61, 0.1f);
+            lowbit::QuantizedTensor qt;  // valid block scales; the codes are replaced below
+            lowbit::quantize_into(fmt, MatrixRef<const float>::row_major(wv.data(), m, k), qt);
+            const std::uint32_t codes = 1u << fmt.element_bits();
+            std::uint32_t lo = 0, hi = 0;
+            for (std::uint32_t c = 0; c < codes; ++c) {
+              if (fmt.element.decode(c) < fmt.element.decode(lo)) lo = c;
+              if (fmt.element.decode(c) > fmt.element.decode(hi)) hi = c;
+            }
+            for (std::int64_t r = 0; r < m; ++r)
+              for (std::int64_t c = 0; c < k; ++c) {
+                const std::int64_t pair = c / 2, i = r * k + c;
+                qt.codes[static_cast<std::size_t>(i)] =
+                    pair % 3 == 0 ? hi : pair % 3 == 1 ? lo : static_cast<std::uint32_t>((i * 37) % codes);
+              }
+            const auto pm = lowbit::PackedMatrix<F>::pack(fmt, qt);
+            const auto pw = lowbit::PanelMatrix<F>::from_packed(pm);
+            ASSERT_TRUE(pw.integer_elements());
+            // Activations in fixed8_f7 (two's complement, 1/128 steps): -128 and +127 codes,
+            // each on two neighbouring columns.
+            std::vector<float> xv(static_cast<std::size_t>(n * k));
+            for (std::size_t i = 0; i < xv.size(); ++i) xv[i] = ((i / 2 + i / 256) % 2 == 0) ? -1.0f : 0.9921875f;
+            lowbit::MatmulOptions opt;
+            opt.activation = lowbit::Quantizer("fixed8_f7");
+            const auto act = lowbit::prepare_activations(MatrixRef<const float>::row_major(xv.data(), n, k), pw, opt);
+            ASSERT_TRUE(act.integer);
+            EXPECT_EQ(*std::min_element(act.q.begin(), act.q.end()), -128);
+            const std::vector<float> wdq = pm.unpack();
+            const RowMat exact = to_eigen(xv, n, k) * to_eigen(wdq, m, k).transpose();
+            const RowMat mag = to_eigen(xv, n, k).cwiseAbs() * to_eigen(wdq, m, k).cwiseAbs().transpose();
+            std::vector<float> ys;
+            for (lowbit::SimdPath p : [] { auto v = lowbit_test::simd_paths(); v.insert(v.begin(), lowbit::SimdPath::Scalar); return v; }())
+              for (bool vnni : avx_vnni_settings(p)) {
+                lowbit_test::PathGuard g;
+                VnniGuard v(vnni);
+                lowbit::force_simd_path(p);
+                std::vector<float> y(static_cast<std::size_t>(n * m));
+                lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y.data(), n, m), opt);
+                for (std::int64_t i = 0; i < n; ++i)
+                  for (std::int64_t j = 0; j < m; ++j)  // a saturated pair would be off by far more
+                    ASSERT_NEAR(y[static_cast<std::size_t>(i * m + j)], exact(i, j), (k + 8) * std::ldexp(1.0, -23) * mag(i, j))
+                        << to_string(p) << " vnni " << vnni;
+                if (ys.empty()) ys = y;
+                for (std::size_t e = 0; e < y.size(); ++e) ASSERT_TRUE(same_bits(y[e], ys[e])) << to_string(p) << " output " << e;
+              }
+          }
+        },
+        lowbit::Quantizer(name).format());
 }
 
 TEST(PanelMatrix, HoldsExactlyThePackedCodesAndScales) {

@@ -22,11 +22,13 @@ LOWBIT_TARGET_AVX2_BEGIN
 
 // Rows [8h, 8h + 8) of a panel group of `group_bytes_per_row` bytes per row, zero-filled past
 // the panel's last row.
+// get() is forced inline: out of line (GCC's choice) it cost the AVX2 kernels a call, and a
+// copy of the operands, per octet.
 struct HalfLoader {
   int rows, h;
   alignas(32) std::uint8_t buf[64];
   bool full() const { return rows >= 8 * h + 8; }
-  const std::uint8_t* get(const std::uint8_t* group, int bytes_per_row) {
+  LOWBIT_ALWAYS_INLINE const std::uint8_t* get(const std::uint8_t* group, int bytes_per_row) {
     const std::uint8_t* p = group + 8 * h * bytes_per_row;
     if (full()) return p;
     std::memset(buf, 0, sizeof buf);
@@ -117,7 +119,7 @@ inline void store_lanes(float* y, __m256 v, int lanes) {
 
 // Six-bit codes of octet o (rows 8h .. 8h+7) as int8 values: index = low nibble | top bits
 // << 4, looked up in four 16-entry tables chosen by the top bits.
-inline __m256i lookup64_s8(const __m256i (&lut6)[4], __m256i idx) {
+LOWBIT_ALWAYS_INLINE __m256i lookup64_s8(const __m256i (&lut6)[4], __m256i idx) {
   const __m256i low = _mm256_and_si256(idx, _mm256_set1_epi8(0x0F)), top = _mm256_and_si256(idx, _mm256_set1_epi8(0x30));
   __m256i r = _mm256_shuffle_epi8(lut6[0], low);
   for (int t = 1; t < 4; ++t)
@@ -125,7 +127,7 @@ inline __m256i lookup64_s8(const __m256i (&lut6)[4], __m256i idx) {
   return r;
 }
 
-inline void decode6_s8(const PanelArgs& w, HalfLoader& ld, const __m256i (&lut6)[4], std::int64_t o, __m256i (&wv)[2]) {
+LOWBIT_ALWAYS_INLINE void decode6_s8(const PanelArgs& w, HalfLoader& ld, const __m256i (&lut6)[4], std::int64_t o, __m256i (&wv)[2]) {
   const int rows = w.rows, odd = static_cast<int>(o & 1);
   const std::uint8_t* pair = w.codes + (o >> 1) * rows * 12;
   const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(pair + odd * rows * 4, 4)));
@@ -137,16 +139,19 @@ inline void decode6_s8(const PanelArgs& w, HalfLoader& ld, const __m256i (&lut6)
   wv[1] = lookup64_s8(lut6, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_and_si256(h1, top)));
 }
 
-// The int8 weights of octet o for both integer kernels: columns 8o..8o+3 and 8o+4..8o+7 of
-// the half's 8 rows, four bytes per row (4-bit codes through a vpshufb table).
+// The int8 weights of octet o for the integer kernels: columns 8o..8o+3 and 8o+4..8o+7 of
+// the half's 8 rows, four bytes per row (4-bit codes through a vpshufb table). 4- and 6-bit
+// codes may come out less `offset` (as bytes: the vpmaddubsw kernel's unsigned weights).
 struct Int8Weights {
   __m256i lut, lut6[4];
-  explicit Int8Weights(const PanelArgs& w)
-      : lut(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.ivalue)))) {
-    for (int t = 0; t < 4; ++t)
-      lut6[t] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.ivalue + 16 * t)));
+  explicit Int8Weights(const PanelArgs& w, int offset = 0) {
+    alignas(16) std::int8_t t[64] = {};
+    if (w.bits != 8)
+      for (int c = 0; c < (1 << w.bits); ++c) t[c] = static_cast<std::int8_t>(w.ivalue[c] - offset);
+    lut = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(t)));
+    for (int i = 0; i < 4; ++i) lut6[i] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(t + 16 * i)));
   }
-  void octet(const PanelArgs& w, HalfLoader& ld, std::int64_t o, __m256i (&wv)[2]) const {
+  LOWBIT_ALWAYS_INLINE void octet(const PanelArgs& w, HalfLoader& ld, std::int64_t o, __m256i (&wv)[2]) const {
     const int rows = w.rows;
     if (w.bits == 6) {
       decode6_s8(w, ld, lut6, o, wv);
@@ -196,6 +201,77 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
     for (int n = 0; n < NR; ++n) {
       const __m256i dot = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[n], hi[n]), 0xD8);
       const std::int64_t row = n0 + n;
+      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + ab]));
+      y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
+    }
+  }
+  for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
+}
+
+// The offset that makes a format's 4- or 6-bit integer values unsigned, and their span.
+struct UnsignedWeights {
+  int offset = 0, span = 0;  // min(w), max(w) - min(w)
+  explicit UnsignedWeights(const PanelArgs& w) {
+    int lo = 127, hi = -128;
+    for (int c = 0; c < (1 << w.bits) && w.bits != 8; ++c) {
+      lo = std::min<int>(lo, w.ivalue[c]);
+      hi = std::max<int>(hi, w.ivalue[c]);
+    }
+    offset = lo;
+    span = hi - lo;
+  }
+  // vpmaddubsw adds two products of at most span * 128 in int16: exact while that fits, and
+  // the two halves of an octet can be summed in int16 too while twice that does.
+  bool fits() const { return span <= 127; }
+  bool octet_fits() const { return span <= 63; }
+};
+
+// 4- and 6-bit weights without VNNI: the weights less their minimum are unsigned bytes, so
+// vpmaddubsw multiplies them by the int8 activations (no widening to int16 first), vpmaddwd by
+// ones takes the int16 pairs to int32, and offset * sum(q) per granule adds the minimum back:
+// exact int32 dots, half the instructions of the widening kernel per octet. OCTET16: an
+// octet's two products are summed in int16 before widening (UnsignedWeights::octet_fits).
+template <int NR, bool OCTET16>
+inline void half_int_u8_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
+                           PanelOut out) {
+  const int rows = w.rows;
+  HalfLoader ld{rows, h, {}};
+  const UnsignedWeights uw(w);
+  const Int8Weights dec(w, uw.offset);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const std::int8_t* q[NR];
+  for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
+  __m256 y[NR];
+  for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
+  BlockCursor wblock(w.block), ablock(a.act_block);
+  for (std::int64_t g = 0; g < a.granules; ++g) {
+    const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
+    const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
+    __m256i acc[NR];  // one int32 per row of the half
+    for (int n = 0; n < NR; ++n) acc[n] = _mm256_setzero_si256();
+    for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
+      __m256i wv[2];
+      dec.octet(w, ld, o, wv);
+      for (int n = 0; n < NR; ++n) {
+        std::int32_t x0, x1;
+        std::memcpy(&x0, q[n] + 8 * o, 4);
+        std::memcpy(&x1, q[n] + 8 * o + 4, 4);
+        const __m256i p0 = _mm256_maddubs_epi16(wv[0], _mm256_set1_epi32(x0));
+        const __m256i p1 = _mm256_maddubs_epi16(wv[1], _mm256_set1_epi32(x1));
+        if constexpr (OCTET16) {
+          acc[n] = _mm256_add_epi32(acc[n], _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones));
+        } else {
+          acc[n] = _mm256_add_epi32(acc[n], _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones)));
+        }
+      }
+    }
+    const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
+    for (int n = 0; n < NR; ++n) {
+      const std::int64_t row = n0 + n;
+      // offset * sum(q): sum128 is 128 * sum(q), so the shift is exact; int32 wraps like the
+      // vector adds, and the dot itself fits.
+      const std::int64_t back = static_cast<std::int64_t>(uw.offset) * (a.sum128[row * a.granules + g] >> 7);
+      const __m256i dot = _mm256_add_epi32(acc[n], _mm256_set1_epi32(static_cast<std::int32_t>(static_cast<std::uint32_t>(back))));
       const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + ab]));
       y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
     }
@@ -302,7 +378,20 @@ struct HalfFloat {
   };
 };
 
+template <bool OCTET16>
+struct HalfIntU8 {
+  template <int NR>
+  struct Rows {
+    static void run(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
+      half_int_u8_nr<NR, OCTET16>(w, scales, a, n0, h, o);
+    }
+  };
+};
+
 inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
+  const UnsignedWeights uw(w);
+  if (w.bits != 8 && uw.octet_fits()) return run_halves<HalfIntU8<true>::Rows>(w, a, n0, nr, out);
+  if (w.bits != 8 && uw.fits()) return run_halves<HalfIntU8<false>::Rows>(w, a, n0, nr, out);
   run_halves<HalfInt>(w, a, n0, nr, out);
 }
 inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
@@ -322,7 +411,7 @@ LOWBIT_TARGET_AVXVNNI_BEGIN
 
 // Octet o into chains C and C + 1 of each row (C a constant, so the chains stay in registers).
 template <int NR, int C>
-inline void vnni_octet(const PanelArgs& w, HalfLoader& ld, const Int8Weights& dec, const std::int8_t* const (&q)[NR],
+LOWBIT_ALWAYS_INLINE void vnni_octet(const PanelArgs& w, HalfLoader& ld, const Int8Weights& dec, const std::int8_t* const (&q)[NR],
                        std::int64_t o, __m256i (&acc)[NR][4]) {
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   __m256i wv[2];
