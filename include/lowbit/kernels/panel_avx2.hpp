@@ -127,17 +127,17 @@ LOWBIT_ALWAYS_INLINE __m256i lookup64_s8(const __m256i (&lut6)[4], __m256i idx) 
   return r;
 }
 
-LOWBIT_ALWAYS_INLINE void decode6_s8(const PanelArgs& w, HalfLoader& ld, const __m256i (&lut6)[4], std::int64_t o, __m256i (&wv)[2]) {
-  const int rows = w.rows, odd = static_cast<int>(o & 1);
-  const std::uint8_t* pair = w.codes + (o >> 1) * rows * 12;
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(pair + odd * rows * 4, 4)));
-  const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(pair + rows * 8, 4)));
+// Octet o's six-bit codes from their low nibbles v and top-bit bytes hi (as laid out for this
+// octet's pair; odd = o & 1) as int8 values.
+LOWBIT_ALWAYS_INLINE void decode6_s8(const __m256i (&lut6)[4], __m256i v, __m256i hi, int odd, __m256i (&wv)[2]) {
   const __m256i low4 = _mm256_set1_epi8(0x0F), top = _mm256_set1_epi8(0x30);
   const __m256i h0 = odd ? hi : _mm256_slli_epi16(hi, 4);
   const __m256i h1 = odd ? _mm256_srli_epi16(hi, 2) : _mm256_slli_epi16(hi, 2);
   wv[0] = lookup64_s8(lut6, _mm256_or_si256(_mm256_and_si256(v, low4), _mm256_and_si256(h0, top)));
   wv[1] = lookup64_s8(lut6, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_and_si256(h1, top)));
 }
+
+inline __m256i load256(const std::uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
 // The int8 weights of octet o for the integer kernels: columns 8o..8o+3 and 8o+4..8o+7 of
 // the half's 8 rows, four bytes per row (4-bit codes through a vpshufb table). 4- and 6-bit
@@ -151,18 +151,33 @@ struct Int8Weights {
     lut = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(t)));
     for (int i = 0; i < 4; ++i) lut6[i] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(t + 16 * i)));
   }
+  LOWBIT_ALWAYS_INLINE void decode4(__m256i v, __m256i (&wv)[2]) const {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    wv[0] = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low4));
+    wv[1] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+  }
   LOWBIT_ALWAYS_INLINE void octet(const PanelArgs& w, HalfLoader& ld, std::int64_t o, __m256i (&wv)[2]) const {
     const int rows = w.rows;
     if (w.bits == 6) {
-      decode6_s8(w, ld, lut6, o, wv);
+      const int odd = static_cast<int>(o & 1);
+      const std::uint8_t* pair = w.codes + (o >> 1) * rows * 12;
+      decode6_s8(lut6, load256(ld.get(pair + odd * rows * 4, 4)), load256(ld.get(pair + rows * 8, 4)), odd, wv);
     } else if (w.bits == 4) {
-      const __m256i low4 = _mm256_set1_epi8(0x0F);
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 4, 4)));
-      wv[0] = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low4));
-      wv[1] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+      decode4(load256(ld.get(w.codes + o * rows * 4, 4)), wv);
     } else {
-      for (int t = 0; t < 2; ++t)
-        wv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8 + t * rows * 4, 4)));
+      for (int t = 0; t < 2; ++t) wv[t] = load256(ld.get(w.codes + o * rows * 8 + t * rows * 4, 4));
+    }
+  }
+  // Octet o of half h of a full panel (16 rows: no partial half to copy).
+  template <int BITS>
+  LOWBIT_ALWAYS_INLINE void full_octet(const std::uint8_t* codes, std::int64_t o, int h, __m256i (&wv)[2]) const {
+    if constexpr (BITS == 6) {
+      const int odd = static_cast<int>(o & 1);
+      const std::uint8_t* pair = codes + (o >> 1) * 16 * 12;
+      decode6_s8(lut6, load256(pair + odd * 64 + 32 * h), load256(pair + 128 + 32 * h), odd, wv);
+    } else {
+      static_assert(BITS == 4);
+      decode4(load256(codes + o * 64 + 32 * h), wv);
     }
   }
 };
@@ -378,6 +393,52 @@ struct HalfFloat {
   };
 };
 
+// One activation row against a full panel, both halves in one pass, when weight and
+// activation blocks are 32 columns and K a multiple of 32 (the decode shape, as on the AVX-512
+// path): each activation broadcast serves 16 rows, the octets sit at fixed offsets and no
+// block counters run. The arithmetic per half is half_int_u8_nr's (the same bits).
+template <int BITS, bool OCTET16>
+inline void panel_int_u8_row32(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
+  const UnsignedWeights uw(w);
+  const Int8Weights dec(w, uw.offset);
+  const float* ws0 = decoded_half_scales(w, 0);
+  const float* ws1 = decoded_half_scales(w, 1);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const std::int8_t* q = a.q + n0 * w.padded_cols;
+  const std::int32_t* sum128 = a.sum128 + n0 * a.granules;
+  const float* xs = a.scale + n0 * a.act_blocks;
+  __m256 y0 = _mm256_setzero_ps(), y1 = _mm256_setzero_ps();
+  for (std::int64_t g = 0; g < a.granules; ++g, q += 32) {
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+    for (int j = 0; j < 4; ++j) {
+      const std::int64_t o = 4 * g + j;
+      __m256i u[2], v[2];
+      dec.full_octet<BITS>(w.codes, o, 0, u);
+      dec.full_octet<BITS>(w.codes, o, 1, v);
+      std::int32_t x0, x1;
+      std::memcpy(&x0, q + 8 * j, 4);
+      std::memcpy(&x1, q + 8 * j + 4, 4);
+      const __m256i b0 = _mm256_set1_epi32(x0), b1 = _mm256_set1_epi32(x1);
+      const __m256i pu0 = _mm256_maddubs_epi16(u[0], b0), pu1 = _mm256_maddubs_epi16(u[1], b1);
+      const __m256i pv0 = _mm256_maddubs_epi16(v[0], b0), pv1 = _mm256_maddubs_epi16(v[1], b1);
+      if constexpr (OCTET16) {
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_add_epi16(pu0, pu1), ones));
+        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_add_epi16(pv0, pv1), ones));
+      } else {
+        acc0 = _mm256_add_epi32(acc0, _mm256_add_epi32(_mm256_madd_epi16(pu0, ones), _mm256_madd_epi16(pu1, ones)));
+        acc1 = _mm256_add_epi32(acc1, _mm256_add_epi32(_mm256_madd_epi16(pv0, ones), _mm256_madd_epi16(pv1, ones)));
+      }
+    }
+    const std::int64_t back = static_cast<std::int64_t>(uw.offset) * (sum128[g] >> 7);
+    const __m256i vb = _mm256_set1_epi32(static_cast<std::int32_t>(static_cast<std::uint32_t>(back)));
+    const __m256 x = _mm256_set1_ps(xs[g]);
+    y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc0, vb)), _mm256_mul_ps(_mm256_loadu_ps(ws0 + 8 * g), x), y0);
+    y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc1, vb)), _mm256_mul_ps(_mm256_loadu_ps(ws1 + 8 * g), x), y1);
+  }
+  _mm256_storeu_ps(out.y, y0);
+  _mm256_storeu_ps(out.y + 8, y1);
+}
+
 template <bool OCTET16>
 struct HalfIntU8 {
   template <int NR>
@@ -390,6 +451,11 @@ struct HalfIntU8 {
 
 inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   const UnsignedWeights uw(w);
+  if (nr == 1 && w.bits != 8 && uw.fits() && w.rows == kPanelRows && w.block == 32 && a.act_block == 32 &&
+      w.padded_cols % 32 == 0) {
+    if (w.bits == 4) return uw.octet_fits() ? panel_int_u8_row32<4, true>(w, a, n0, out) : panel_int_u8_row32<4, false>(w, a, n0, out);
+    return uw.octet_fits() ? panel_int_u8_row32<6, true>(w, a, n0, out) : panel_int_u8_row32<6, false>(w, a, n0, out);
+  }
   if (w.bits != 8 && uw.octet_fits()) return run_halves<HalfIntU8<true>::Rows>(w, a, n0, nr, out);
   if (w.bits != 8 && uw.fits()) return run_halves<HalfIntU8<false>::Rows>(w, a, n0, nr, out);
   run_halves<HalfInt>(w, a, n0, nr, out);
