@@ -227,6 +227,50 @@ TEST(PanelMatmul, FullRangeInt8NeverSaturates) {
         lowbit::Quantizer(name).format());
 }
 
+// Block scales at the ends of their range (E8M0 codes 0, 1 and 2, whose products with the
+// element unit are subnormal; 254; 255 = NaN) next to ordinary ones: every path gives the
+// scalar path's bits, NaN rows included, at N = 1 (the one-row kernels) and N = 3.
+TEST(PanelMatmul, ExtremeAndNaNBlockScalesMatchScalar) {
+  for (const std::string name : {"mxfp4", "mxfp6_e2m3", "mxint8"})
+    std::visit(
+        [&](const auto& fmt) {
+          using F = std::decay_t<decltype(fmt)>;
+          if constexpr (lowbit::is_block_format<F>) {
+            SCOPED_TRACE(name);
+            const std::int64_t m = 40, k = 128;
+            const auto wv = random_matrix(m, k, 71, 0.1f);
+            lowbit::QuantizedTensor qt;
+            lowbit::quantize_into(fmt, MatrixRef<const float>::row_major(wv.data(), m, k), qt);
+            const std::uint32_t extreme[] = {0, 1, 2, 254, 255};
+            for (std::size_t i = 0; i < qt.headers.size(); ++i)
+              if (i % 7 == 3) qt.headers[i].scale = extreme[(i / 7) % 5];
+            const auto pw = lowbit::PanelMatrix<F>::from_packed(lowbit::PackedMatrix<F>::pack(fmt, qt));
+            for (std::int64_t n : {1, 3})
+              for (const char* act : {"mxint8", ""}) {
+                const auto xv = random_matrix(n, k, 72, 1.0f);
+                lowbit::MatmulOptions opt;
+                if (*act) opt.activation = lowbit::Quantizer(act);
+                auto run = [&](lowbit::SimdPath p) {
+                  lowbit_test::PathGuard g;
+                  lowbit::force_simd_path(p);
+                  std::vector<float> y(static_cast<std::size_t>(n * m));
+                  lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y.data(), n, m), opt);
+                  return y;
+                };
+                const std::vector<float> ys = run(lowbit::SimdPath::Scalar);
+                EXPECT_TRUE(std::any_of(ys.begin(), ys.end(), [](float v) { return std::isnan(v); }));
+                for (lowbit::SimdPath p : lowbit_test::simd_paths()) {
+                  const std::vector<float> y = run(p);
+                  for (std::size_t e = 0; e < y.size(); ++e)
+                    ASSERT_TRUE(same_bits(y[e], ys[e])) << to_string(p) << " N=" << n << " act " << act << " output " << e << ": "
+                                                        << y[e] << " vs scalar " << ys[e];
+                }
+              }
+          }
+        },
+        lowbit::Quantizer(name).format());
+}
+
 TEST(PanelMatrix, HoldsExactlyThePackedCodesAndScales) {
   for (const auto& name : kPanelWeights) {
     SCOPED_TRACE(name);

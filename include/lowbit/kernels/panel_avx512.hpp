@@ -8,6 +8,7 @@
 //     gather (other 8-bit elements), then FMAs with broadcast activations.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -70,6 +71,24 @@ struct ScaleDecoder {
     if (tensor) v = _mm512_mul_ps(v, ts);
     if (!unit_one) v = _mm512_mul_ps(v, unit);
     return v;
+  }
+};
+
+// E8M0 scales for the 4- and 6-bit kernels of one activation row: codes u+1 .. 254 (unit =
+// 2^-u) give normal floats 2^(c-127-u), whose bits are (c - u) << 23, exactly ScaleDecoder's
+// product; a block with any other code (NaN, a result below the normal range) takes
+// ScaleDecoder's route. MXFP4 x MXINT8 at N = 1 from L3: +10%. (The 8-bit kernel measured 15%
+// slower with it and keeps ScaleDecoder.)
+struct E8M0Decoder : ScaleDecoder<PanelScaleKind::E8M0> {
+  int unit_exp;
+  explicit E8M0Decoder(const PanelArgs& w) : ScaleDecoder(w), unit_exp(-std::ilogb(w.scale.unit)) {}
+  __m512 operator()(std::int64_t b) const {
+    const __m128i c8 = _mm_maskz_loadu_epi8(m, codes + b * stride);
+    const __mmask16 normal = _mm_mask_cmp_epu8_mask(m, c8, _mm_set1_epi8(static_cast<char>(unit_exp)), _MM_CMPINT_NLE) &
+                             _mm_cmp_epu8_mask(c8, _mm_set1_epi8(static_cast<char>(255)), _MM_CMPINT_NE);
+    if (!tensor && normal == m)
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_sub_epi32(_mm512_cvtepu8_epi32(c8), _mm512_set1_epi32(unit_exp)), 23));
+    return ScaleDecoder::operator()(b);
   }
 };
 
@@ -361,8 +380,10 @@ inline void panel_int_rows(const PanelArgs& w, const IntActArgs& a, std::int64_t
   // among the dot products, rather than stored to a buffer first (whose lines the code stream
   // has pushed out of L1). For the scales of MX and fp16-scaled formats: +5-15% at N = 1 with
   // the weights from DRAM, no clear change from L3.
-  if (nr == 1 && w.scale.kind == PanelScaleKind::E8M0)
-    return panel_int_one<BITS>(w, ScaleDecoder<PanelScaleKind::E8M0>(w), a, n0, out);
+  if (nr == 1 && w.scale.kind == PanelScaleKind::E8M0) {
+    if constexpr (BITS == 8) return panel_int_one<BITS>(w, ScaleDecoder<PanelScaleKind::E8M0>(w), a, n0, out);
+    else return panel_int_one<BITS>(w, E8M0Decoder(w), a, n0, out);
+  }
   if (nr == 1 && w.scale.kind == PanelScaleKind::F16)
     return panel_int_one<BITS>(w, ScaleDecoder<PanelScaleKind::F16>(w), a, n0, out);
   const DecodedScales s{decoded_panel_scales(w)};
