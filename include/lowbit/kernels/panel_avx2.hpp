@@ -1,9 +1,10 @@
 // The packed-matmul kernels on the AVX2 path (also the integer kernel of AVX-512 CPUs without
 // VNNI): a panel runs as two halves of 8 rows, one row per lane. Bit-identical to
-// kernels/panel_scalar.hpp. The integer dot widens both operands to int16 and uses vpmaddwd,
-// which cannot saturate (vpmaddubsw could, on full-range int8), or with AVX-VNNI, vpdpbusd
-// on unsigned weights as on the AVX-512 path; the float kernel decodes 4-bit codes through
-// two vpermps tables.
+// kernels/panel_scalar.hpp. The integer dot, without AVX-VNNI: 4- and 6-bit weights less
+// their minimum are unsigned bytes for vpmaddubsw (exact for their small span); 8-bit weights
+// and activations are widened to int16 for vpmaddwd (vpmaddubsw could saturate on full-range
+// int8). With AVX-VNNI, vpdpbusd on unsigned weights as on the AVX-512 path. The float kernel
+// decodes 4-bit codes through two vpermps tables.
 #pragma once
 
 #include <algorithm>
