@@ -184,46 +184,6 @@ struct Int8Weights {
 };
 
 // ---- integer kernel ----------------------------------------------------------------------
-template <int NR>
-inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
-                        PanelOut out) {
-  const int rows = w.rows;
-  HalfLoader ld{rows, h, {}};
-  const Int8Weights dec(w);
-  const std::int8_t* q[NR];
-  for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
-  __m256 y[NR];
-  for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
-  BlockCursor wblock(w.block), ablock(a.act_block);
-  for (std::int64_t g = 0; g < a.granules; ++g) {
-    const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
-    const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
-    __m256i lo[NR], hi[NR];  // rows 0-3 and 4-7 of the half, two int32 partial sums per row
-    for (int n = 0; n < NR; ++n) lo[n] = hi[n] = _mm256_setzero_si256();
-    for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
-      __m256i wv[2];
-      dec.octet(w, ld, o, wv);
-      for (int t = 0; t < 2; ++t) {
-        const __m256i wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wv[t]));
-        const __m256i wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wv[t], 1));
-        for (int n = 0; n < NR; ++n) {
-          const __m256i xv = broadcast4_i16(q[n] + 8 * o + 4 * t);
-          lo[n] = _mm256_add_epi32(lo[n], _mm256_madd_epi16(wl, xv));
-          hi[n] = _mm256_add_epi32(hi[n], _mm256_madd_epi16(wh, xv));
-        }
-      }
-    }
-    const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
-    for (int n = 0; n < NR; ++n) {
-      const __m256i dot = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[n], hi[n]), 0xD8);
-      const std::int64_t row = n0 + n;
-      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + ab]));
-      y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
-    }
-  }
-  for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
-}
-
 // The offset that makes a format's 4- or 6-bit integer values unsigned, and their span.
 struct UnsignedWeights {
   int offset = 0, span = 0;  // min(w), max(w) - min(w)
@@ -242,19 +202,86 @@ struct UnsignedWeights {
   bool octet_fits() const { return span <= 63; }
 };
 
-// 4- and 6-bit weights without VNNI: the weights less their minimum are unsigned bytes, so
-// vpmaddubsw multiplies them by the int8 activations (no widening to int16 first), vpmaddwd by
-// ones takes the int16 pairs to int32, and offset * sum(q) per granule adds the minimum back:
-// exact int32 dots, half the instructions of the widening kernel per octet. OCTET16: an
-// octet's two products are summed in int16 before widening (UnsignedWeights::octet_fits).
-template <int NR, bool OCTET16>
-inline void half_int_u8_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
-                           PanelOut out) {
+// How the integer kernels without VNNI multiply (a policy of half_int_nr):
+// WideningDot: weights and activations widened to int16 for vpmaddwd, which cannot saturate
+// on full-range int8 (8-bit weights). Two int32 sums per row (rows 0-3 and 4-7 of the half).
+struct WideningDot {
+  struct Sums {
+    __m256i lo, hi;
+  };
+  static Sums zero() { return {_mm256_setzero_si256(), _mm256_setzero_si256()}; }
+  struct Octet {  // the octet's weights as int16, shared by the activation rows
+    __m256i lo[2], hi[2];
+  };
+  Int8Weights weights;
+  explicit WideningDot(const PanelArgs& w) : weights(w) {}
+  LOWBIT_ALWAYS_INLINE Octet octet(const __m256i (&wv)[2]) const {
+    Octet o;
+    for (int t = 0; t < 2; ++t) {
+      o.lo[t] = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wv[t]));
+      o.hi[t] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wv[t], 1));
+    }
+    return o;
+  }
+  LOWBIT_ALWAYS_INLINE void add(Sums& s, const Octet& o, const std::int8_t* x) const {
+    for (int t = 0; t < 2; ++t) {
+      const __m256i xv = broadcast4_i16(x + 4 * t);
+      s.lo = _mm256_add_epi32(s.lo, _mm256_madd_epi16(o.lo[t], xv));
+      s.hi = _mm256_add_epi32(s.hi, _mm256_madd_epi16(o.hi[t], xv));
+    }
+  }
+  LOWBIT_ALWAYS_INLINE __m256i dot(const Sums& s, std::int32_t) const {
+    return _mm256_permute4x64_epi64(_mm256_hadd_epi32(s.lo, s.hi), 0xD8);
+  }
+};
+
+// UnsignedDot: 4- and 6-bit weights less their minimum are unsigned bytes, so vpmaddubsw
+// multiplies them by the int8 activations with no widening first, vpmaddwd by ones takes the
+// int16 pairs to int32, and offset * sum(q) per granule adds the minimum back: exact int32
+// dots, half the instructions per octet. OCTET16: an octet's two products are summed in
+// int16 before widening (UnsignedWeights::octet_fits).
+template <bool OCTET16>
+struct UnsignedDot {
+  struct Sums {
+    __m256i acc;  // one int32 per row of the half
+  };
+  static Sums zero() { return {_mm256_setzero_si256()}; }
+  struct Octet {
+    __m256i u[2];
+  };
+  UnsignedWeights uw;
+  Int8Weights weights;
+  explicit UnsignedDot(const PanelArgs& w) : uw(w), weights(w, uw.offset) {}
+  LOWBIT_ALWAYS_INLINE Octet octet(const __m256i (&wv)[2]) const { return {{wv[0], wv[1]}}; }
+  // x: the octet's eight activations, as two broadcasts of four
+  LOWBIT_ALWAYS_INLINE __m256i products(const Octet& o, __m256i x0, __m256i x1) const {
+    const __m256i ones = _mm256_set1_epi16(1);  // a constant the compiler keeps in a register
+    const __m256i p0 = _mm256_maddubs_epi16(o.u[0], x0), p1 = _mm256_maddubs_epi16(o.u[1], x1);
+    if constexpr (OCTET16) return _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones);
+    else return _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones));
+  }
+  LOWBIT_ALWAYS_INLINE void add(Sums& s, const Octet& o, const std::int8_t* x) const {
+    std::int32_t x0, x1;
+    std::memcpy(&x0, x, 4);
+    std::memcpy(&x1, x + 4, 4);
+    s.acc = _mm256_add_epi32(s.acc, products(o, _mm256_set1_epi32(x0), _mm256_set1_epi32(x1)));
+  }
+  // offset * sum(q): sum128 is 128 * sum(q), so the shift is exact; int32 wraps like the
+  // vector adds, and the dot itself fits.
+  LOWBIT_ALWAYS_INLINE __m256i dot(const Sums& s, std::int32_t sum128) const {
+    const std::int64_t back = static_cast<std::int64_t>(uw.offset) * (sum128 >> 7);
+    return _mm256_add_epi32(s.acc, _mm256_set1_epi32(static_cast<std::int32_t>(static_cast<std::uint32_t>(back))));
+  }
+};
+
+// NR activation rows times half h of a panel, through the policy Dot: per granule, an exact
+// int32 dot per lane, then one float multiply-add by the two block scales.
+template <int NR, class Dot>
+inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
+                        PanelOut out) {
   const int rows = w.rows;
   HalfLoader ld{rows, h, {}};
-  const UnsignedWeights uw(w);
-  const Int8Weights dec(w, uw.offset);
-  const __m256i ones = _mm256_set1_epi16(1);
+  const Dot dp(w);
   const std::int8_t* q[NR];
   for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
   __m256 y[NR];
@@ -263,31 +290,18 @@ inline void half_int_u8_nr(const PanelArgs& w, const float* scales, const IntAct
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
     const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
-    __m256i acc[NR];  // one int32 per row of the half
-    for (int n = 0; n < NR; ++n) acc[n] = _mm256_setzero_si256();
+    typename Dot::Sums sums[NR];
+    for (int n = 0; n < NR; ++n) sums[n] = Dot::zero();
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       __m256i wv[2];
-      dec.octet(w, ld, o, wv);
-      for (int n = 0; n < NR; ++n) {
-        std::int32_t x0, x1;
-        std::memcpy(&x0, q[n] + 8 * o, 4);
-        std::memcpy(&x1, q[n] + 8 * o + 4, 4);
-        const __m256i p0 = _mm256_maddubs_epi16(wv[0], _mm256_set1_epi32(x0));
-        const __m256i p1 = _mm256_maddubs_epi16(wv[1], _mm256_set1_epi32(x1));
-        if constexpr (OCTET16) {
-          acc[n] = _mm256_add_epi32(acc[n], _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones));
-        } else {
-          acc[n] = _mm256_add_epi32(acc[n], _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones)));
-        }
-      }
+      dp.weights.octet(w, ld, o, wv);
+      const typename Dot::Octet oct = dp.octet(wv);
+      for (int n = 0; n < NR; ++n) dp.add(sums[n], oct, q[n] + 8 * o);
     }
     const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
     for (int n = 0; n < NR; ++n) {
       const std::int64_t row = n0 + n;
-      // offset * sum(q): sum128 is 128 * sum(q), so the shift is exact; int32 wraps like the
-      // vector adds, and the dot itself fits.
-      const std::int64_t back = static_cast<std::int64_t>(uw.offset) * (a.sum128[row * a.granules + g] >> 7);
-      const __m256i dot = _mm256_add_epi32(acc[n], _mm256_set1_epi32(static_cast<std::int32_t>(static_cast<std::uint32_t>(back))));
+      const __m256i dot = dp.dot(sums[n], a.sum128[row * a.granules + g]);
       const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + ab]));
       y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
     }
@@ -377,11 +391,14 @@ inline void run_halves(const PanelArgs& w, const Act& a, std::int64_t n0, int nr
   }
 }
 
-template <int NR>
+template <class Dot>
 struct HalfInt {
-  static void run(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
-    half_int_nr<NR>(w, scales, a, n0, h, o);
-  }
+  template <int NR>
+  struct Rows {
+    static void run(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
+      half_int_nr<NR, Dot>(w, scales, a, n0, h, o);
+    }
+  };
 };
 template <int BITS, Decode8 D8>
 struct HalfFloat {
@@ -397,58 +414,37 @@ struct HalfFloat {
 // One activation row against a full panel, both halves in one pass, when weight and
 // activation blocks are 32 columns and K a multiple of 32 (the decode shape, as on the AVX-512
 // path): each activation broadcast serves 16 rows, the octets sit at fixed offsets and no
-// block counters run. The arithmetic per half is half_int_u8_nr's (the same bits).
+// block counters run. The arithmetic per half is half_int_nr's with UnsignedDot (the same bits).
 template <int BITS, bool OCTET16>
 inline void panel_int_u8_row32(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
-  const UnsignedWeights uw(w);
-  const Int8Weights dec(w, uw.offset);
+  const UnsignedDot<OCTET16> dp(w);
   const float* ws0 = decoded_half_scales(w, 0);
   const float* ws1 = decoded_half_scales(w, 1);
-  const __m256i ones = _mm256_set1_epi16(1);
   const std::int8_t* q = a.q + n0 * w.padded_cols;
   const std::int32_t* sum128 = a.sum128 + n0 * a.granules;
   const float* xs = a.scale + n0 * a.act_blocks;
   __m256 y0 = _mm256_setzero_ps(), y1 = _mm256_setzero_ps();
   for (std::int64_t g = 0; g < a.granules; ++g, q += 32) {
-    __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+    typename UnsignedDot<OCTET16>::Sums s0 = dp.zero(), s1 = dp.zero();
     for (int j = 0; j < 4; ++j) {
       const std::int64_t o = 4 * g + j;
       __m256i u[2], v[2];
-      dec.full_octet<BITS>(w.codes, o, 0, u);
-      dec.full_octet<BITS>(w.codes, o, 1, v);
+      dp.weights.template full_octet<BITS>(w.codes, o, 0, u);
+      dp.weights.template full_octet<BITS>(w.codes, o, 1, v);
       std::int32_t x0, x1;
       std::memcpy(&x0, q + 8 * j, 4);
       std::memcpy(&x1, q + 8 * j + 4, 4);
       const __m256i b0 = _mm256_set1_epi32(x0), b1 = _mm256_set1_epi32(x1);
-      const __m256i pu0 = _mm256_maddubs_epi16(u[0], b0), pu1 = _mm256_maddubs_epi16(u[1], b1);
-      const __m256i pv0 = _mm256_maddubs_epi16(v[0], b0), pv1 = _mm256_maddubs_epi16(v[1], b1);
-      if constexpr (OCTET16) {
-        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_add_epi16(pu0, pu1), ones));
-        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_add_epi16(pv0, pv1), ones));
-      } else {
-        acc0 = _mm256_add_epi32(acc0, _mm256_add_epi32(_mm256_madd_epi16(pu0, ones), _mm256_madd_epi16(pu1, ones)));
-        acc1 = _mm256_add_epi32(acc1, _mm256_add_epi32(_mm256_madd_epi16(pv0, ones), _mm256_madd_epi16(pv1, ones)));
-      }
+      s0.acc = _mm256_add_epi32(s0.acc, dp.products(dp.octet(u), b0, b1));
+      s1.acc = _mm256_add_epi32(s1.acc, dp.products(dp.octet(v), b0, b1));
     }
-    const std::int64_t back = static_cast<std::int64_t>(uw.offset) * (sum128[g] >> 7);
-    const __m256i vb = _mm256_set1_epi32(static_cast<std::int32_t>(static_cast<std::uint32_t>(back)));
     const __m256 x = _mm256_set1_ps(xs[g]);
-    y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc0, vb)), _mm256_mul_ps(_mm256_loadu_ps(ws0 + 8 * g), x), y0);
-    y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc1, vb)), _mm256_mul_ps(_mm256_loadu_ps(ws1 + 8 * g), x), y1);
+    y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s0, sum128[g])), _mm256_mul_ps(_mm256_loadu_ps(ws0 + 8 * g), x), y0);
+    y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s1, sum128[g])), _mm256_mul_ps(_mm256_loadu_ps(ws1 + 8 * g), x), y1);
   }
   _mm256_storeu_ps(out.y, y0);
   _mm256_storeu_ps(out.y + 8, y1);
 }
-
-template <bool OCTET16>
-struct HalfIntU8 {
-  template <int NR>
-  struct Rows {
-    static void run(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
-      half_int_u8_nr<NR, OCTET16>(w, scales, a, n0, h, o);
-    }
-  };
-};
 
 inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   const UnsignedWeights uw(w);
@@ -457,9 +453,9 @@ inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, 
     if (w.bits == 4) return uw.octet_fits() ? panel_int_u8_row32<4, true>(w, a, n0, out) : panel_int_u8_row32<4, false>(w, a, n0, out);
     return uw.octet_fits() ? panel_int_u8_row32<6, true>(w, a, n0, out) : panel_int_u8_row32<6, false>(w, a, n0, out);
   }
-  if (w.bits != 8 && uw.octet_fits()) return run_halves<HalfIntU8<true>::Rows>(w, a, n0, nr, out);
-  if (w.bits != 8 && uw.fits()) return run_halves<HalfIntU8<false>::Rows>(w, a, n0, nr, out);
-  run_halves<HalfInt>(w, a, n0, nr, out);
+  if (w.bits != 8 && uw.octet_fits()) return run_halves<HalfInt<UnsignedDot<true>>::Rows>(w, a, n0, nr, out);
+  if (w.bits != 8 && uw.fits()) return run_halves<HalfInt<UnsignedDot<false>>::Rows>(w, a, n0, nr, out);
+  run_halves<HalfInt<WideningDot>::Rows>(w, a, n0, nr, out);
 }
 inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   if (w.bits == 4) return run_halves<HalfFloat<4, Decode8::None>::Rows>(w, a, n0, nr, out);
