@@ -169,16 +169,27 @@ bool prepare_int_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w,
 
 }  // namespace detail
 
-// Quantises (or copies) X for the panel kernels of w.
-template <class WF>
-PanelActivations prepare_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w, const MatmulOptions& opt = {}) {
+namespace detail {
+
+// Activations of nothing yet for an X of the given shape against w (whose K it must have).
+template <class T, class WF>
+PanelActivations empty_activations(MatrixRef<const T> x, const PanelMatrix<WF>& w) {
   x.validate("matmul");
-  detail::require(x.cols == w.cols(), "matmul", "X is ", x.rows, " x ", x.cols, " but W is ", w.rows(), " x ", w.cols(),
-                  " (X's columns must equal W's)");
+  require(x.cols == w.cols(), "matmul", "X is ", x.rows, " x ", x.cols, " but W is ", w.rows(), " x ", w.cols(),
+          " (X's columns must equal W's)");
   PanelActivations act;
   act.rows = x.rows;
   act.cols = x.cols;
   act.padded_cols = w.padded_cols();
+  return act;
+}
+
+}  // namespace detail
+
+// Quantises (or copies) X for the panel kernels of w.
+template <class WF>
+PanelActivations prepare_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w, const MatmulOptions& opt = {}) {
+  PanelActivations act = detail::empty_activations(x, w);
   if (detail::prepare_int_activations(x, w, opt, act)) return act;
   const std::int64_t k = x.cols, kp = w.padded_cols();
   act.x.assign(static_cast<std::size_t>(x.rows * kp), 0.0f);
@@ -207,12 +218,7 @@ PanelActivations prepare_activations(MatrixRef<const bfloat16> x, const PanelMat
     widen_rows(x, xf.data(), x.cols);
     return prepare_activations(MatrixRef<const float>::row_major(xf.data(), x.rows, x.cols), w, opt);
   }
-  detail::require(x.cols == w.cols(), "matmul", "X is ", x.rows, " x ", x.cols, " but W is ", w.rows(), " x ", w.cols(),
-                  " (X's columns must equal W's)");
-  PanelActivations act;
-  act.rows = x.rows;
-  act.cols = x.cols;
-  act.padded_cols = w.padded_cols();
+  PanelActivations act = detail::empty_activations(x, w);
   act.x.assign(static_cast<std::size_t>(x.rows * act.padded_cols), 0.0f);
   widen_rows(x, act.x.data(), act.padded_cols);
   return act;
