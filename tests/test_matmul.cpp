@@ -132,13 +132,15 @@ TEST(PanelMatmul, IntegerKernelRunsWhereBothFormatsAreIntegers) {
       }
 }
 
-// One activation row against full 16-row panels with 32-column weight and activation blocks
-// (the decode shape, which has a kernel of its own on AVX-512), for each kind of block scale,
-// next to a short panel; also as the last row after groups of eight.
-TEST(PanelMatmul, OneActivationRowWith32ColumnBlocks) {
+// One activation row against full 16-row panels with 16- and 32-column weight blocks and
+// activation blocks of 16, 32 or 64 (the decode shapes, which have kernels of their own on
+// AVX-512 and AVX2), for each kind of block scale, next to a short panel; also as the last
+// row after groups of eight.
+TEST(PanelMatmul, OneActivationRowWith16And32ColumnBlocks) {
   for (const std::string w : {"mxfp4", "int4_b32_fp16", "int4_b32_bf16", "int4_b32_fp32", "int4_b32_e8m0", "mxfp6_e2m3",
-                              "bfp4_b32", "bfp6_b32", "mxint8", "int8_b32_fp16"})
-    for (const std::string a : {"mxint8", "int8_b32_fp16", "int8_b32_bf16"})
+                              "bfp4_b32", "bfp6_b32", "mxint8", "int8_b32_fp16", "nvfp4", "bfp4_b16", "bfp6_b16",
+                              "int4_b16_fp16"})
+    for (const std::string a : {"mxint8", "int8_b32_fp16", "int8_b32_bf16", "int8_b16_fp16", "int8_b64_fp16"})
       for (auto [n, m, k] : {std::array<std::int64_t, 3>{1, 16, 32}, {1, 40, 512}, {9, 40, 96}, {1, 32, 4096}})
         EXPECT_TRUE(check_named({w, a, n, m, k}, 3)) << w << " x " << a;
 }

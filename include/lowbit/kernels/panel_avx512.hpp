@@ -327,50 +327,50 @@ inline void panel_int_nr(const PanelArgs& w, const Scales& scales, const IntActA
   for (int n = 0; n < NR; ++n) _mm512_mask_storeu_ps(out.y + n * out.stride, lm, y[n]);
 }
 
-// One activation row against a full panel when weight blocks, activation blocks and so the
-// granules are all 32 columns and K is a multiple of 32 (MXFP4 x MXINT8, int4 / int8 per 32
-// x int8 per 32: the decode shape). Granule g is octets 4g .. 4g+3 at fixed offsets and its
-// scales are those of block g, so the loop carries no block counters and no inner loop;
-// the arithmetic per granule is panel_int_nr's, in the same order (the same bits).
-template <int BITS, class Scales>
-inline void panel_int_row32(const PanelArgs& w, const Scales& scales, const IntActArgs& a, std::int64_t n0, PanelOut out) {
+// One activation row against a full panel when the weight blocks, and so the granules, are
+// G = 16 or 32 columns, the activation blocks G or 2G, and K a multiple of 32 (MXFP4 x MXINT8,
+// int4 / int8 per 32 x int8 per 32, NVFP4 and BFP per 16: the decode shapes). Granule g is
+// octets (G/8)g .. at fixed offsets and its weight scales are those of block g, so the loop
+// carries no block counters and no inner loop; the arithmetic per granule is panel_int_nr's,
+// in the same order (the same bits).
+template <int BITS, int G, class Scales>
+inline void panel_int_row(const PanelArgs& w, const Scales& scales, const IntActArgs& a, std::int64_t n0, PanelOut out) {
+  constexpr int kOctets = G / 8;
   const __m512i lut = u8_code_table<BITS>(w);
   const std::int8_t* q = a.q + n0 * w.padded_cols;
   const std::int32_t* sum128 = a.sum128 + n0 * a.granules;
   const float* xs = a.scale + n0 * a.act_blocks;
+  const int act_shift = a.act_block == 2 * G ? 1 : 0;
   __m512 y = _mm512_setzero_ps();
-  for (std::int64_t g = 0; g < a.granules; ++g, q += 32) {
-    __m512i w0, w1, w2, w3, w4, w5, w6, w7;
-    decode_octet_u8<BITS, true>(w, 0, lut, 4 * g, w0, w1);
-    decode_octet_u8<BITS, true>(w, 0, lut, 4 * g + 1, w2, w3);
-    decode_octet_u8<BITS, true>(w, 0, lut, 4 * g + 2, w4, w5);
-    decode_octet_u8<BITS, true>(w, 0, lut, 4 * g + 3, w6, w7);
-    // The 128 * sum(q) offset starts the first chain (exact integers, any order).
-    __m512i d0 = _mm512_dpbusd_epi32(_mm512_set1_epi32(-sum128[g]), w0, broadcast4(q));
-    __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w1, broadcast4(q + 4));
-    __m512i d2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w2, broadcast4(q + 8));
-    __m512i d3 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w3, broadcast4(q + 12));
-    d0 = _mm512_dpbusd_epi32(d0, w4, broadcast4(q + 16));
-    d1 = _mm512_dpbusd_epi32(d1, w5, broadcast4(q + 20));
-    d2 = _mm512_dpbusd_epi32(d2, w6, broadcast4(q + 24));
-    d3 = _mm512_dpbusd_epi32(d3, w7, broadcast4(q + 28));
-    const __m512i dot = _mm512_add_epi32(_mm512_add_epi32(d0, d1), _mm512_add_epi32(d2, d3));
-    const __m512 s = _mm512_mul_ps(scales(g), _mm512_set1_ps(xs[g]));
+  for (std::int64_t g = 0; g < a.granules; ++g, q += G) {
+    // Four chains; the 128 * sum(q) offset starts the first (exact integers, any order).
+    __m512i d[4] = {_mm512_set1_epi32(-sum128[g]), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    LOWBIT_UNROLL
+    for (int j = 0; j < kOctets; ++j) {
+      __m512i u0, u1;
+      decode_octet_u8<BITS, true>(w, 0, lut, kOctets * g + j, u0, u1);
+      d[(2 * j) & 3] = _mm512_dpbusd_epi32(d[(2 * j) & 3], u0, broadcast4(q + 8 * j));
+      d[(2 * j + 1) & 3] = _mm512_dpbusd_epi32(d[(2 * j + 1) & 3], u1, broadcast4(q + 8 * j + 4));
+    }
+    const __m512i dot = _mm512_add_epi32(_mm512_add_epi32(d[0], d[1]), _mm512_add_epi32(d[2], d[3]));
+    const __m512 s = _mm512_mul_ps(scales(g), _mm512_set1_ps(xs[g >> act_shift]));
     y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, y);
   }
   _mm512_storeu_ps(out.y, y);
 }
 
-// 4- and 6-bit codes take panel_int_row32 where it applies: at N = 1, MXFP4 x MXINT8 went
+// 4- and 6-bit codes take panel_int_row where it applies: at N = 1, MXFP4 x MXINT8 went
 // from 103 to 149 GFLOP/s with W in L3 and from 74-81 to 95-99 with W streamed from DRAM
 // (int4 per 32: 102 -> 168 and 68-73 -> 78-86). 8-bit codes stay on panel_int_nr: it gained
 // in L3 (92 -> 113) but lost a fifth streaming from DRAM (52 -> 41, five same-run rounds,
-// with masked loads and a prefetch twice as far ahead alike), and decoding streams.
+// with masked loads, a prefetch twice as far ahead or one into L1 alike), and decoding streams.
 template <int BITS, class Scales>
 inline void panel_int_one(const PanelArgs& w, const Scales& scales, const IntActArgs& a, std::int64_t n0, PanelOut out) {
   if constexpr (BITS != 8)
-    if (w.rows == kPanelRows && w.block == 32 && a.act_block == 32 && w.padded_cols % 32 == 0)
-      return panel_int_row32<BITS>(w, scales, a, n0, out);
+    if (w.rows == kPanelRows && w.padded_cols % 32 == 0) {
+      if (w.block == 32 && (a.act_block == 32 || a.act_block == 64)) return panel_int_row<BITS, 32>(w, scales, a, n0, out);
+      if (w.block == 16 && (a.act_block == 16 || a.act_block == 32)) return panel_int_row<BITS, 16>(w, scales, a, n0, out);
+    }
   panel_int_nr<1, BITS>(w, scales, a, n0, out);
 }
 
