@@ -56,6 +56,7 @@ struct PanelCodeMap {
   bool integer = false;  // every code is an int8 times 2^-unit_exp: the integer kernels apply
   int unit_exp = 0;
   bool identity8 = false;
+  int ivalue_min = 0, ivalue_span = 255;  // over the integer values of the codes
   std::uint32_t zero_code = 0;
   std::array<std::int8_t, 256> ivalue{};
   std::array<float, 256> fvalue{};
@@ -94,6 +95,11 @@ PanelCodeMap make_panel_code_map(const BlockFormat<E>& f) {
     m.identity8 = true;
     for (int c = 0; c < 256; ++c) m.identity8 = m.identity8 && m.ivalue[static_cast<std::size_t>(c)] == static_cast<std::int8_t>(c);
     m.integer = m.identity8;  // 8-bit integer kernels read the code byte as the value
+  }
+  if (m.integer) {
+    const auto [lo, hi] = std::minmax_element(m.ivalue.begin(), m.ivalue.begin() + n);
+    m.ivalue_min = *lo;
+    m.ivalue_span = *hi - *lo;
   }
   return m;
 }
@@ -262,6 +268,8 @@ class PanelMatrix {
     a.ivalue = map_.ivalue.data();
     a.fvalue = map_.fvalue.data();
     a.identity8 = map_.identity8;
+    a.ivalue_min = map_.ivalue_min;
+    a.ivalue_span = map_.ivalue_span;
     a.code_unit = std::ldexp(1.0f, -map_.unit_exp);
     a.scale = integer ? scale_int_ : scale_float_;  // the LUT pointer is taken here, so copies stay valid
     a.scale.lut = integer ? lut_int_.data() : lut_float_.data();

@@ -58,6 +58,7 @@ struct PanelArgs {
   const std::int8_t* ivalue = nullptr;   // integer value of each code (integer kernels)
   const float* fvalue = nullptr;         // float value of each code (float kernels), 2^bits entries
   bool identity8 = false;                // 8-bit codes are their own two's-complement integer values
+  int ivalue_min = 0, ivalue_span = 255;  // min(ivalue) and max - min over the codes (integer kernels)
   float code_unit = 1.0f;                // identity8: a code's value is int8(code) * code_unit
 };
 
@@ -91,6 +92,16 @@ struct BlockCursor {
     return index;
   }
 };
+
+// The granule (16 or 32 columns) of the kernels for one activation row against a full panel,
+// or 0 where they do not apply: 16 rows, weight blocks of G, activation blocks of G or 2G, K
+// a multiple of 32.
+inline int one_row_granule(const PanelArgs& w, const IntActArgs& a) {
+  if (w.rows != kPanelRows || w.padded_cols % 32 != 0) return 0;
+  if (w.block == 32 && (a.act_block == 32 || a.act_block == 64)) return 32;
+  if (w.block == 16 && (a.act_block == 16 || a.act_block == 32)) return 16;
+  return 0;
+}
 
 // Output of one kernel call: nr activation rows x panel rows, out[n * out_stride + i].
 struct PanelOut {

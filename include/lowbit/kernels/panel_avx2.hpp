@@ -187,15 +187,7 @@ struct Int8Weights {
 // The offset that makes a format's 4- or 6-bit integer values unsigned, and their span.
 struct UnsignedWeights {
   int offset = 0, span = 0;  // min(w), max(w) - min(w)
-  explicit UnsignedWeights(const PanelArgs& w) {
-    int lo = 127, hi = -128;
-    for (int c = 0; c < (1 << w.bits) && w.bits != 8; ++c) {
-      lo = std::min<int>(lo, w.ivalue[c]);
-      hi = std::max<int>(hi, w.ivalue[c]);
-    }
-    offset = lo;
-    span = hi - lo;
-  }
+  explicit UnsignedWeights(const PanelArgs& w) : offset(w.ivalue_min), span(w.ivalue_span) {}
   // vpmaddubsw adds two products of at most span * 128 in int16: exact while that fits, and
   // the two halves of an octet can be summed in int16 too while twice that does.
   bool fits() const { return span <= 127; }
@@ -411,10 +403,10 @@ struct HalfFloat {
   };
 };
 
-// One activation row against a full panel, both halves in one pass, when weight and
-// activation blocks are 32 columns and K a multiple of 32 (the decode shape, as on the AVX-512
-// path): each activation broadcast serves 16 rows, the octets sit at fixed offsets and no
-// block counters run. The arithmetic per half is half_int_nr's with UnsignedDot (the same bits).
+// One activation row against a full panel, both halves in one pass, when the weight blocks are
+// 32 columns (one_row_granule; the decode shape, as on the AVX-512 path): each activation
+// broadcast serves 16 rows, the octets sit at fixed offsets and no block counters run. The
+// arithmetic per half is half_int_nr's with UnsignedDot (the same bits).
 template <int BITS, bool OCTET16>
 inline void panel_int_u8_row32(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
   const UnsignedDot<OCTET16> dp(w);
@@ -423,6 +415,7 @@ inline void panel_int_u8_row32(const PanelArgs& w, const IntActArgs& a, std::int
   const std::int8_t* q = a.q + n0 * w.padded_cols;
   const std::int32_t* sum128 = a.sum128 + n0 * a.granules;
   const float* xs = a.scale + n0 * a.act_blocks;
+  const int act_shift = a.act_block == 64 ? 1 : 0;
   __m256 y0 = _mm256_setzero_ps(), y1 = _mm256_setzero_ps();
   for (std::int64_t g = 0; g < a.granules; ++g, q += 32) {
     typename UnsignedDot<OCTET16>::Sums s0 = dp.zero(), s1 = dp.zero();
@@ -438,7 +431,7 @@ inline void panel_int_u8_row32(const PanelArgs& w, const IntActArgs& a, std::int
       s0.acc = _mm256_add_epi32(s0.acc, dp.products(dp.octet(u), b0, b1));
       s1.acc = _mm256_add_epi32(s1.acc, dp.products(dp.octet(v), b0, b1));
     }
-    const __m256 x = _mm256_set1_ps(xs[g]);
+    const __m256 x = _mm256_set1_ps(xs[g >> act_shift]);
     y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s0, sum128[g])), _mm256_mul_ps(_mm256_loadu_ps(ws0 + 8 * g), x), y0);
     y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s1, sum128[g])), _mm256_mul_ps(_mm256_loadu_ps(ws1 + 8 * g), x), y1);
   }
@@ -448,8 +441,7 @@ inline void panel_int_u8_row32(const PanelArgs& w, const IntActArgs& a, std::int
 
 inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   const UnsignedWeights uw(w);
-  if (nr == 1 && w.bits != 8 && uw.fits() && w.rows == kPanelRows && w.block == 32 && a.act_block == 32 &&
-      w.padded_cols % 32 == 0) {
+  if (nr == 1 && w.bits != 8 && uw.fits() && one_row_granule(w, a) == 32) {
     if (w.bits == 4) return uw.octet_fits() ? panel_int_u8_row32<4, true>(w, a, n0, out) : panel_int_u8_row32<4, false>(w, a, n0, out);
     return uw.octet_fits() ? panel_int_u8_row32<6, true>(w, a, n0, out) : panel_int_u8_row32<6, false>(w, a, n0, out);
   }

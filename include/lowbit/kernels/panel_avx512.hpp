@@ -366,11 +366,11 @@ inline void panel_int_row(const PanelArgs& w, const Scales& scales, const IntAct
 // with masked loads, a prefetch twice as far ahead or one into L1 alike), and decoding streams.
 template <int BITS, class Scales>
 inline void panel_int_one(const PanelArgs& w, const Scales& scales, const IntActArgs& a, std::int64_t n0, PanelOut out) {
-  if constexpr (BITS != 8)
-    if (w.rows == kPanelRows && w.padded_cols % 32 == 0) {
-      if (w.block == 32 && (a.act_block == 32 || a.act_block == 64)) return panel_int_row<BITS, 32>(w, scales, a, n0, out);
-      if (w.block == 16 && (a.act_block == 16 || a.act_block == 32)) return panel_int_row<BITS, 16>(w, scales, a, n0, out);
-    }
+  if constexpr (BITS != 8) {
+    const int g = one_row_granule(w, a);
+    if (g == 32) return panel_int_row<BITS, 32>(w, scales, a, n0, out);
+    if (g == 16) return panel_int_row<BITS, 16>(w, scales, a, n0, out);
+  }
   panel_int_nr<1, BITS>(w, scales, a, n0, out);
 }
 
