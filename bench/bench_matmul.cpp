@@ -6,7 +6,8 @@
 //     stream cycles over enough copies of W to exceed the L3 (weights from DRAM); cache reuses one
 //     path   scalar, avx2, avx512, or avx2_novnni: the AVX2 integer kernel without AVX-VNNI
 //   eigen_fp32/M<m>K<k>/N<n>/threads:<t>
-//   read/<dram|l3>/threads:<t>        bytes read per second by AVX-512 loads (the bandwidth roof)
+//   read/<dram|l3>[_4k]/threads:<t>   bytes read per second by AVX-512 loads (the bandwidth roof), from a
+//                                     buffer of the packed weights' allocator (2 MiB pages) or, _4k, of 4 KiB pages
 //
 // Counters: GFLOPs (2 N M K per call, as a rate) and weight_GBps (bytes of packed W per call).
 #include "bench_support.hpp"
@@ -112,16 +113,25 @@ std::uint64_t read_all(const std::uint8_t* p, std::int64_t bytes) {
 }
 LOWBIT_TARGET_END
 
-void bench_read(benchmark::State& st, std::int64_t bytes, int threads) {
+// huge_pages: the buffer comes from the allocator of the packed weights (2 MiB pages where the
+// system gives them); otherwise plain 4 KiB pages, the case of a weight buffer from malloc.
+void bench_read(benchmark::State& st, std::int64_t bytes, int threads, bool huge_pages) {
   if (lowbit_bench::skip_unsupported(st, SimdPath::AVX512)) return;
-  std::unique_ptr<std::uint8_t[], void (*)(std::uint8_t*)> buf(
-      static_cast<std::uint8_t*>(::operator new(static_cast<std::size_t>(bytes), std::align_val_t{64})),
-      [](std::uint8_t* p) { ::operator delete(p, std::align_val_t{64}); });
-  std::memset(buf.get(), 1, static_cast<std::size_t>(bytes));
+  using Allocator = lowbit::detail::WeightAllocator<std::uint8_t>;
+  std::unique_ptr<std::uint8_t[], void (*)(std::uint8_t*)> plain(nullptr, [](std::uint8_t* p) {
+    ::operator delete(p, std::align_val_t{64});
+  });
+  std::vector<std::uint8_t, Allocator> huge;
+  if (huge_pages) huge.assign(static_cast<std::size_t>(bytes), 1);
+  else {
+    plain.reset(static_cast<std::uint8_t*>(::operator new(static_cast<std::size_t>(bytes), std::align_val_t{64})));
+    std::memset(plain.get(), 1, static_cast<std::size_t>(bytes));
+  }
+  const std::uint8_t* buf = huge_pages ? huge.data() : plain.get();
   const std::int64_t per = bytes / threads / 256 * 256;
   for (auto _ : st) {
     lowbit::parallel_for(threads, threads, threads, [&](std::int64_t t0, std::int64_t t1) {
-      for (std::int64_t t = t0; t < t1; ++t) benchmark::DoNotOptimize(read_all(buf.get() + t * per, per));
+      for (std::int64_t t = t0; t < t1; ++t) benchmark::DoNotOptimize(read_all(buf + t * per, per));
     });
   }
   st.SetBytesProcessed(st.iterations() * per * threads);
@@ -183,12 +193,15 @@ const int kRegistered = [] {
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
       }
-    benchmark::RegisterBenchmark(("read/dram/threads:" + std::to_string(t)).c_str(),
-                                 [=](benchmark::State& st) { bench_read(st, 512ll << 20, t); })
-        ->UseRealTime();
-    benchmark::RegisterBenchmark(("read/l3/threads:" + std::to_string(t)).c_str(),
-                                 [=](benchmark::State& st) { bench_read(st, 8ll << 20, t); })
-        ->UseRealTime();
+    for (const bool huge : {true, false}) {
+      const std::string pages = huge ? "" : "_4k";
+      benchmark::RegisterBenchmark(("read/dram" + pages + "/threads:" + std::to_string(t)).c_str(),
+                                   [=](benchmark::State& st) { bench_read(st, 512ll << 20, t, huge); })
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(("read/l3" + pages + "/threads:" + std::to_string(t)).c_str(),
+                                   [=](benchmark::State& st) { bench_read(st, 8ll << 20, t, huge); })
+          ->UseRealTime();
+    }
   }
   return 0;
 }();

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <limits>
 #include <random>
 #include <string>
@@ -694,6 +697,58 @@ TEST(PackedMatrix, PackingFromFloatsEqualsPackingQuantizedTensors) {
       }
     }
   }
+}
+
+}  // namespace
+
+// The VmFlags line of the mapping of /proc/self/smaps that holds p ("" if none is found).
+namespace {
+
+std::string vm_flags_of(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    std::uintptr_t lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> lo >> dash >> hi && dash == '-') inside = lo <= addr && addr < hi;
+    else if (inside && line.rfind("VmFlags:", 0) == 0) return line;
+  }
+  return "";
+}
+
+TEST(WeightAllocator, SmallBuffersStartOnACacheLine) {
+  for (std::size_t n : {std::size_t{1}, std::size_t{63}, std::size_t{4096}, (std::size_t{2} << 20) - 1}) {
+    std::vector<std::uint8_t, lowbit::detail::WeightAllocator<std::uint8_t>> b(n, 7);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.data()) % lowbit::kCacheLineBytes, 0u) << n;
+    EXPECT_EQ(b.back(), 7);
+  }
+}
+
+// Buffers of 2 MiB or more start on a 2 MiB page and, on Linux with THP built in, carry the
+// kernel's huge-page advice ("hg" in VmFlags) unless LOWBIT_HUGE_PAGES=0.
+TEST(WeightAllocator, LargeBuffersAreHugePageAlignedAndAdvised) {
+  const std::int64_t m = 1024, k = 4096;  // 4.25 MiB as MXFP8
+  const auto w = weights(m, k, 3);
+  const auto in = MatrixRef<const float>::row_major(w.data(), m, k);
+  const auto packed = lowbit::pack_matrix(lowbit::MXFP8_E4M3{}, in);
+  ASSERT_GE(packed.bytes(), lowbit::kHugePageBytes);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(packed.row_data(0)) % lowbit::kHugePageBytes, 0u);
+  std::vector<float> fq(w.size());
+  lowbit::fake_quant(lowbit::MXFP8_E4M3{}, in, MatrixRef<float>::row_major(fq.data(), m, k));
+  expect_same_bits(packed.unpack(), fq, "mxfp8 in huge pages");
+#if defined(__linux__)
+  if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled")) GTEST_SKIP() << "this kernel has no transparent huge pages";
+  EXPECT_NE(vm_flags_of(packed.row_data(0)).find(" hg"), std::string::npos) << vm_flags_of(packed.row_data(0));
+  ::setenv("LOWBIT_HUGE_PAGES", "0", 1);
+  std::vector<std::uint8_t, lowbit::detail::WeightAllocator<std::uint8_t>> plain(std::size_t{4} << 20, 1);
+  ::unsetenv("LOWBIT_HUGE_PAGES");
+  const std::string flags = vm_flags_of(plain.data());
+  EXPECT_FALSE(flags.empty());
+  EXPECT_EQ(flags.find(" hg"), std::string::npos) << flags;
+#endif
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "lowbit/core/matrix_ref.hpp"
 #include "lowbit/core/parallel.hpp"
 #include "lowbit/core/rounding.hpp"
+#include "lowbit/core/weight_allocator.hpp"
 #include "lowbit/formats/standard.hpp"
 #include "lowbit/gemm/matmul.hpp"
 #include "lowbit/gemm/matmul_reference.hpp"

@@ -46,6 +46,7 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/core/matrix_ref.hpp"
+#include "lowbit/core/weight_allocator.hpp"
 #include "lowbit/core/parallel.hpp"
 #include "lowbit/formats/block_format.hpp"
 #include "lowbit/formats/standard.hpp"
@@ -58,27 +59,13 @@
 
 namespace lowbit {
 
-inline constexpr std::size_t kPackRowAlign = 64;  // one cache line
+inline constexpr std::size_t kPackRowAlign = kCacheLineBytes;
 inline constexpr std::size_t kPackHeaderBytes = 64;
 inline constexpr std::uint16_t kPackVersion = 1;
 
 namespace detail {
 
-template <class T>
-struct CacheLineAllocator {
-  using value_type = T;
-  CacheLineAllocator() = default;
-  template <class U>
-  CacheLineAllocator(const CacheLineAllocator<U>&) noexcept {}
-  T* allocate(std::size_t n) {
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{kPackRowAlign}));
-  }
-  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{kPackRowAlign}); }
-  template <class U>
-  bool operator==(const CacheLineAllocator<U>&) const noexcept { return true; }
-};
-
-using PackBuffer = std::vector<std::uint8_t, CacheLineAllocator<std::uint8_t>>;
+using PackBuffer = std::vector<std::uint8_t, WeightAllocator<std::uint8_t>>;
 
 // Element family as stored in the serialised header.
 template <class E> inline constexpr std::uint8_t element_kind_id = 0;
