@@ -315,6 +315,11 @@ class PanelMatrix {
         if (s.has_tensor_scale) v = v * s.tensor_scale;
         lut[c] = v * unit;
       }
+    if (s.kind == kernels::PanelScaleKind::Lut8) {
+      s.lut = lut.data();
+      s.lut_is_e4m3 = kernels::lut_matches_e4m3(s);
+      s.lut = nullptr;  // panel() points at this object's table
+    }
     return s;
   }
 

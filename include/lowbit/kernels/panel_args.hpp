@@ -3,6 +3,8 @@
 // kernel is compiled once per instruction set rather than once per format.
 #pragma once
 
+#include <bit>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -44,7 +46,35 @@ struct PanelScale {
   bool has_tensor_scale = false;
   float constant = 1.0f;       // PanelScaleKind::None
   const float* lut = nullptr;  // Lut8 (and E8M0 on the scalar path): final values per code
+  // Lut8 only: every non-NaN entry of `lut` is e4m3_value(code) times the tensor scale, then
+  // the unit, and codes 0x7F / 0xFF are NaN, so a kernel may decode the codes arithmetically
+  // instead of gathering from the table (checked entry by entry where the table is built).
+  bool lut_is_e4m3 = false;
 };
+
+// The value of an E4M3 code (bias 7, subnormals, NaN at S.1111.111) that is not NaN, computed
+// as the AVX-512 decoder does: normal codes by moving their bits into a float's, subnormal
+// ones as m * 2^-9 (no float subnormal is formed, so DAZ/FTZ modes cannot change it).
+inline float e4m3_value(std::uint32_t code) {
+  const std::uint32_t mag = code & 0x7Fu;
+  const float v = mag < 8 ? static_cast<float>(mag) * 0x1p-9f : std::bit_cast<float>((mag << 20) + (120u << 23));
+  return code & 0x80u ? -v : v;
+}
+
+// True when lut[c] == (e4m3_value(c) [* tensor_scale]) * unit, bit for bit, for every non-NaN
+// code, and codes 0x7F and 0xFF are NaN.
+inline bool lut_matches_e4m3(const PanelScale& s) {
+  for (std::uint32_t c = 0; c < 256; ++c) {
+    if ((c & 0x7Fu) == 0x7Fu) {
+      if (!std::isnan(s.lut[c])) return false;
+      continue;
+    }
+    float v = e4m3_value(c);
+    if (s.has_tensor_scale) v = v * s.tensor_scale;
+    if (std::bit_cast<std::uint32_t>(v * s.unit) != std::bit_cast<std::uint32_t>(s.lut[c])) return false;
+  }
+  return true;
+}
 
 // One panel: rows [r0, r0 + rows) of W, codes and scales as laid out by PanelMatrix.
 struct PanelArgs {

@@ -92,6 +92,36 @@ struct E8M0Decoder : ScaleDecoder<PanelScaleKind::E8M0> {
   }
 };
 
+// Lut8 scales whose table is E4M3's (NVFP4): decoded arithmetically, as e4m3_value does,
+// then times the tensor scale and the unit, the table's own products; the NaN codes take the
+// table's NaN. A gather of 16 table entries per block was most of NVFP4's time at N = 1.
+struct E4M3Decoder {
+  const std::uint8_t* codes;
+  std::int64_t stride;
+  __mmask16 m;
+  bool tensor, unit_one;
+  __m512 ts, unit, nan_pos, nan_neg;
+  explicit E4M3Decoder(const PanelArgs& w)
+      : codes(w.scales), stride(w.rows * w.scale.bytes), m(static_cast<__mmask16>((1u << w.rows) - 1)),
+        tensor(w.scale.has_tensor_scale), unit_one(w.scale.unit == 1.0f), ts(_mm512_set1_ps(w.scale.tensor_scale)),
+        unit(_mm512_set1_ps(w.scale.unit)), nan_pos(_mm512_set1_ps(w.scale.lut[0x7F])), nan_neg(_mm512_set1_ps(w.scale.lut[0xFF])) {}
+  __m512 operator()(std::int64_t b) const {
+    const __m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, codes + b * stride));
+    const __m512i mag = _mm512_and_si512(c, _mm512_set1_epi32(0x7F));
+    __m512 v = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_slli_epi32(mag, 20), _mm512_set1_epi32(120 << 23)));
+    v = _mm512_mask_mul_ps(v, _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(8)), _mm512_cvtepi32_ps(mag), _mm512_set1_ps(0x1p-9f));
+    v = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), _mm512_slli_epi32(_mm512_srli_epi32(c, 7), 31)));
+    if (tensor) v = _mm512_mul_ps(v, ts);
+    if (!unit_one) v = _mm512_mul_ps(v, unit);
+    const __mmask16 nan = _mm512_cmpeq_epi32_mask(mag, _mm512_set1_epi32(0x7F));
+    if (nan) {
+      v = _mm512_mask_mov_ps(v, nan & _mm512_cmpeq_epi32_mask(c, _mm512_set1_epi32(0x7F)), nan_pos);
+      v = _mm512_mask_mov_ps(v, nan & _mm512_cmpeq_epi32_mask(c, _mm512_set1_epi32(0xFF)), nan_neg);
+    }
+    return v;
+  }
+};
+
 // Scales decoded beforehand, 16 floats per block.
 struct DecodedScales {
   const float* f;
@@ -116,10 +146,11 @@ inline const float* decoded_panel_scales(const PanelArgs& w) {
   const std::int64_t blocks = (w.padded_cols + w.block - 1) / w.block;
   buf.resize(static_cast<std::size_t>(blocks * kPanelRows));
   float* out = buf.data();
-  with_scale_kind(w.scale.kind, [&](auto kind) {
-    const ScaleDecoder<decltype(kind)::value> decode(w);
+  auto decode_all = [&](const auto& decode) {
     for (std::int64_t b = 0; b < blocks; ++b) _mm512_storeu_ps(out + b * kPanelRows, decode(b));
-  });
+  };
+  if (w.scale.kind == PanelScaleKind::Lut8 && w.scale.lut_is_e4m3) decode_all(E4M3Decoder(w));
+  else with_scale_kind(w.scale.kind, [&](auto kind) { decode_all(ScaleDecoder<decltype(kind)::value>(w)); });
   return out;
 }
 
@@ -386,6 +417,7 @@ inline void panel_int_rows(const PanelArgs& w, const IntActArgs& a, std::int64_t
   }
   if (nr == 1 && w.scale.kind == PanelScaleKind::F16)
     return panel_int_one<BITS>(w, ScaleDecoder<PanelScaleKind::F16>(w), a, n0, out);
+  if (nr == 1 && w.scale.kind == PanelScaleKind::Lut8 && w.scale.lut_is_e4m3) return panel_int_one<BITS>(w, E4M3Decoder(w), a, n0, out);
   const DecodedScales s{decoded_panel_scales(w)};
   for (; nr >= 8; nr -= 8, n0 += 8, out.y += 8 * out.stride) panel_int_nr<8, BITS>(w, s, a, n0, out);
   for (; nr >= 4; nr -= 4, n0 += 4, out.y += 4 * out.stride) panel_int_nr<4, BITS>(w, s, a, n0, out);
