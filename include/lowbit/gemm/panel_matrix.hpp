@@ -56,6 +56,7 @@ struct PanelCodeMap {
   bool integer = false;  // every code is an int8 times 2^-unit_exp: the integer kernels apply
   int unit_exp = 0;
   bool identity8 = false;
+  bool fvalue_is_e4m3 = false;  // 8-bit codes with E4M3's values (the float kernels decode them)
   int ivalue_min = 0, ivalue_span = 255;  // over the integer values of the codes
   std::uint32_t zero_code = 0;
   std::array<std::int8_t, 256> ivalue{};
@@ -78,6 +79,7 @@ PanelCodeMap make_panel_code_map(const BlockFormat<E>& f) {
     }
   }
   require(have_zero, "PanelMatrix", "the element has no code for zero (needed to pad K to a multiple of 8)");
+  m.fvalue_is_e4m3 = m.bits == 8 && kernels::table_is_e4m3(m.fvalue.data(), false, 1.0f, 1.0f);
   if (!finite) return m;
   for (int u = 0; u <= 24 && !m.integer; ++u) {
     bool ok = true;
@@ -268,6 +270,7 @@ class PanelMatrix {
     a.ivalue = map_.ivalue.data();
     a.fvalue = map_.fvalue.data();
     a.identity8 = map_.identity8;
+    a.fvalue_is_e4m3 = map_.fvalue_is_e4m3;
     a.ivalue_min = map_.ivalue_min;
     a.ivalue_span = map_.ivalue_span;
     a.code_unit = std::ldexp(1.0f, -map_.unit_exp);
@@ -316,9 +319,7 @@ class PanelMatrix {
         lut[c] = v * unit;
       }
     if (s.kind == kernels::PanelScaleKind::Lut8) {
-      s.lut = lut.data();
-      s.lut_is_e4m3 = kernels::lut_matches_e4m3(s);
-      s.lut = nullptr;  // panel() points at this object's table
+      s.lut_is_e4m3 = kernels::table_is_e4m3(lut.data(), s.has_tensor_scale, s.tensor_scale, unit);
     }
     return s;
   }

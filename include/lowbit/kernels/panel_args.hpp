@@ -52,26 +52,26 @@ struct PanelScale {
   bool lut_is_e4m3 = false;
 };
 
-// The value of an E4M3 code (bias 7, subnormals, NaN at S.1111.111) that is not NaN, computed
-// as the AVX-512 decoder does: normal codes by moving their bits into a float's, subnormal
-// ones as m * 2^-9 (no float subnormal is formed, so DAZ/FTZ modes cannot change it).
-inline float e4m3_value(std::uint32_t code) {
+// The value of an E4M3 code (bias 7, subnormals, NaN at S.1111.111), computed as the AVX-512
+// decoder does: normal codes by moving their bits into a float's, subnormal ones as m * 2^-9
+// (no float subnormal is formed, so DAZ/FTZ modes cannot change it). The two NaN codes give
+// the NaNs passed in (a table's own, whose payload the format's decode chose).
+inline float e4m3_value(std::uint32_t code, float nan_pos, float nan_neg) {
   const std::uint32_t mag = code & 0x7Fu;
+  if (mag == 0x7Fu) return code & 0x80u ? nan_neg : nan_pos;
   const float v = mag < 8 ? static_cast<float>(mag) * 0x1p-9f : std::bit_cast<float>((mag << 20) + (120u << 23));
-  return code & 0x80u ? -v : v;
+  return std::bit_cast<float>(std::bit_cast<std::uint32_t>(v) | (code & 0x80u) << 24);
 }
 
-// True when lut[c] == (e4m3_value(c) [* tensor_scale]) * unit, bit for bit, for every non-NaN
-// code, and codes 0x7F and 0xFF are NaN.
-inline bool lut_matches_e4m3(const PanelScale& s) {
+// True when table[c] == (e4m3_value(c) [* tensor_scale]) * unit, bit for bit, for all 256 codes,
+// the NaNs being the table's own: then a kernel may decode E4M3 codes arithmetically in place
+// of looking them up.
+inline bool table_is_e4m3(const float* table, bool has_tensor_scale, float tensor_scale, float unit) {
+  if (!std::isnan(table[0x7F]) || !std::isnan(table[0xFF])) return false;
   for (std::uint32_t c = 0; c < 256; ++c) {
-    if ((c & 0x7Fu) == 0x7Fu) {
-      if (!std::isnan(s.lut[c])) return false;
-      continue;
-    }
-    float v = e4m3_value(c);
-    if (s.has_tensor_scale) v = v * s.tensor_scale;
-    if (std::bit_cast<std::uint32_t>(v * s.unit) != std::bit_cast<std::uint32_t>(s.lut[c])) return false;
+    float v = e4m3_value(c, table[0x7F], table[0xFF]);
+    if (has_tensor_scale) v = v * tensor_scale;
+    if (std::bit_cast<std::uint32_t>(v * unit) != std::bit_cast<std::uint32_t>(table[c])) return false;
   }
   return true;
 }
@@ -90,6 +90,7 @@ struct PanelArgs {
   bool identity8 = false;                // 8-bit codes are their own two's-complement integer values
   int ivalue_min = 0, ivalue_span = 255;  // min(ivalue) and max - min over the codes (integer kernels)
   float code_unit = 1.0f;                // identity8: a code's value is int8(code) * code_unit
+  bool fvalue_is_e4m3 = false;           // 8-bit codes whose fvalue are E4M3's (table_is_e4m3)
 };
 
 // Activation rows quantised to int8 per block along K (integer kernels).

@@ -92,32 +92,45 @@ struct E8M0Decoder : ScaleDecoder<PanelScaleKind::E8M0> {
   }
 };
 
-// Lut8 scales whose table is E4M3's (NVFP4): decoded arithmetically, as e4m3_value does,
-// then times the tensor scale and the unit, the table's own products; the NaN codes take the
-// table's NaN. A gather of 16 table entries per block was most of NVFP4's time at N = 1.
+// E4M3 codes (one per 32-bit lane) to their values, as e4m3_value does with the NaNs of `table`.
+struct E4M3Values {
+  __m512 nan_pos, nan_neg;
+  explicit E4M3Values(const float* table) : nan_pos(_mm512_set1_ps(table[0x7F])), nan_neg(_mm512_set1_ps(table[0xFF])) {}
+  // The values of codes that are not NaN (NaN codes give +-480).
+  LOWBIT_ALWAYS_INLINE static __m512 finite(__m512i c) {
+    const __m512i mag = _mm512_and_si512(c, _mm512_set1_epi32(0x7F));
+    __m512 v = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_slli_epi32(mag, 20), _mm512_set1_epi32(120 << 23)));
+    v = _mm512_mask_mul_ps(v, _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(8)), _mm512_cvtepi32_ps(mag), _mm512_set1_ps(0x1p-9f));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), _mm512_slli_epi32(_mm512_srli_epi32(c, 7), 31)));
+  }
+  LOWBIT_ALWAYS_INLINE __m512 with_nans(__m512 v, __m512i c) const {
+    v = _mm512_mask_mov_ps(v, _mm512_cmpeq_epi32_mask(c, _mm512_set1_epi32(0x7F)), nan_pos);
+    return _mm512_mask_mov_ps(v, _mm512_cmpeq_epi32_mask(c, _mm512_set1_epi32(0xFF)), nan_neg);
+  }
+  LOWBIT_ALWAYS_INLINE __m512 operator()(__m512i c) const { return with_nans(finite(c), c); }
+};
+
+// Lut8 scales whose table is E4M3's (NVFP4, checked by table_is_e4m3): decoded arithmetically,
+// then times the tensor scale and the unit, the table's own products. A gather of 16 table
+// entries per block was most of NVFP4's time at N = 1.
 struct E4M3Decoder {
   const std::uint8_t* codes;
   std::int64_t stride;
   __mmask16 m;
   bool tensor, unit_one;
-  __m512 ts, unit, nan_pos, nan_neg;
+  __m512 ts, unit;
+  E4M3Values values;
   explicit E4M3Decoder(const PanelArgs& w)
       : codes(w.scales), stride(w.rows * w.scale.bytes), m(static_cast<__mmask16>((1u << w.rows) - 1)),
         tensor(w.scale.has_tensor_scale), unit_one(w.scale.unit == 1.0f), ts(_mm512_set1_ps(w.scale.tensor_scale)),
-        unit(_mm512_set1_ps(w.scale.unit)), nan_pos(_mm512_set1_ps(w.scale.lut[0x7F])), nan_neg(_mm512_set1_ps(w.scale.lut[0xFF])) {}
+        unit(_mm512_set1_ps(w.scale.unit)), values(w.scale.lut) {}
   __m512 operator()(std::int64_t b) const {
-    const __m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, codes + b * stride));
-    const __m512i mag = _mm512_and_si512(c, _mm512_set1_epi32(0x7F));
-    __m512 v = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_slli_epi32(mag, 20), _mm512_set1_epi32(120 << 23)));
-    v = _mm512_mask_mul_ps(v, _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(8)), _mm512_cvtepi32_ps(mag), _mm512_set1_ps(0x1p-9f));
-    v = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), _mm512_slli_epi32(_mm512_srli_epi32(c, 7), 31)));
+    const __m128i c8 = _mm_maskz_loadu_epi8(m, codes + b * stride);
+    const __m512i c = _mm512_cvtepu8_epi32(c8);
+    __m512 v = E4M3Values::finite(c);
+    if (_mm_cmpeq_epi8_mask(_mm_and_si128(c8, _mm_set1_epi8(0x7F)), _mm_set1_epi8(0x7F))) v = values.with_nans(v, c);  // rare
     if (tensor) v = _mm512_mul_ps(v, ts);
     if (!unit_one) v = _mm512_mul_ps(v, unit);
-    const __mmask16 nan = _mm512_cmpeq_epi32_mask(mag, _mm512_set1_epi32(0x7F));
-    if (nan) {
-      v = _mm512_mask_mov_ps(v, nan & _mm512_cmpeq_epi32_mask(c, _mm512_set1_epi32(0x7F)), nan_pos);
-      v = _mm512_mask_mov_ps(v, nan & _mm512_cmpeq_epi32_mask(c, _mm512_set1_epi32(0xFF)), nan_neg);
-    }
     return v;
   }
 };
@@ -158,18 +171,19 @@ inline const float* decoded_panel_scales(const PanelArgs& w) {
 // Code width and decoding are template parameters so the inner loop has no branches, and the
 // four partial sums p[n][j] have compile-time indices (k & 3 == j: octets start on multiples
 // of 8), so they stay in registers.
-enum class Decode8 { None, Integer, Gather };
+enum class Decode8 { None, Integer, E4M3, Gather };
 
 // Column k + J of the four in one 32-bit lane of v (bits 8J .. 8J+7, or the nibble at 8J + 4H
 // for 4-bit codes) times the activations, into partial sum J. A template, so that J is a
 // constant: the shifts are immediates and p[n][J] stays in a register.
 // The code values of 4- and 6-bit codes as registers: 16 entries (vpermps) or 64 in four
 // registers (two vpermt2ps and a blend on bit 5), in place of a 16-lane gather per column
-// (MXFP6 weight-only, one activation row: 5 -> 17 GFLOP/s).
+// (MXFP6 weight-only, one activation row: 5 -> 14 GFLOP/s); E4M3 codes decoded arithmetically.
 template <int BITS>
 struct FloatCodeTable {
   __m512 t[BITS == 6 ? 4 : 1];
-  explicit FloatCodeTable(const PanelArgs& w) {
+  E4M3Values e4m3;  // 8-bit codes with E4M3's values (PanelArgs::fvalue_is_e4m3)
+  explicit FloatCodeTable(const PanelArgs& w) : e4m3(w.fvalue) {
     if constexpr (BITS == 4 || BITS == 6)
       for (int i = 0; i < (BITS == 6 ? 4 : 1); ++i) t[i] = _mm512_loadu_ps(w.fvalue + 16 * i);
     else
@@ -194,6 +208,8 @@ inline void float_column(__m512 (&p)[NR][4], __m512i v, const PanelArgs& w, cons
                              _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi6, 8 * J), _mm512_set1_epi32(3)), 4)));
   else if constexpr (D8 == Decode8::Integer)
     wv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * J), 24)), _mm512_set1_ps(w.code_unit));
+  else if constexpr (D8 == Decode8::E4M3)
+    wv = lut.e4m3(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)));
   else
     wv = _mm512_i32gather_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)), w.fvalue, 4);
   for (int n = 0; n < NR; ++n) p[n][J] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[n][k + 4 * H + J]), p[n][J]);
@@ -261,6 +277,7 @@ inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t 
   if (w.bits == 4) return panel_float_rows<4, Decode8::None>(w, a, n0, nr, out);
   if (w.bits == 6) return panel_float_rows<6, Decode8::Gather>(w, a, n0, nr, out);
   if (w.identity8) return panel_float_rows<8, Decode8::Integer>(w, a, n0, nr, out);
+  if (w.fvalue_is_e4m3) return panel_float_rows<8, Decode8::E4M3>(w, a, n0, nr, out);
   panel_float_rows<8, Decode8::Gather>(w, a, n0, nr, out);
 }
 
