@@ -233,10 +233,10 @@ TEST(PanelMatmul, FullRangeInt8NeverSaturates) {
 // element unit are subnormal; 254; 255 = NaN) next to ordinary ones: every path gives the
 // scalar path's bits, NaN rows included, at N = 1 (the one-row kernels) and N = 3.
 // E8M0 scales at their extremes (0, 1, 2, 254, NaN); NVFP4's E4M3 block scales and MXFP8's
-// E4M3 elements take every one of their 256 codes (zeros, subnormals, both signs, NaN), which
-// the AVX-512 kernels decode arithmetically instead of from the scalar path's table.
+// E4M3 and E5M2 elements take every one of their 256 codes (zeros, subnormals, both signs, Inf,
+// NaN), which the AVX-512 kernels decode arithmetically instead of from the scalar path's table.
 TEST(PanelMatmul, ExtremeAndNaNBlockScalesMatchScalar) {
-  for (const std::string name : {"mxfp4", "mxfp6_e2m3", "mxint8", "nvfp4", "mxfp8_e4m3"})
+  for (const std::string name : {"mxfp4", "mxfp6_e2m3", "mxint8", "nvfp4", "mxfp8_e4m3", "mxfp8_e5m2"})
     std::visit(
         [&](const auto& fmt) {
           using F = std::decay_t<decltype(fmt)>;
@@ -254,16 +254,19 @@ TEST(PanelMatmul, ExtremeAndNaNBlockScalesMatchScalar) {
             for (std::size_t i = 0; i < qt.headers.size(); ++i)
               if (e4m3) qt.headers[i].scale = static_cast<std::uint32_t>((i * 97) % 256);
               else if (i % 7 == 3) qt.headers[i].scale = extreme[(i / 7) % 5];
-            const bool e4m3_elements = name == "mxfp8_e4m3";
-            if (e4m3_elements)
-              for (std::size_t i = 0; i < qt.codes.size(); ++i) {  // NaN codes only in every third row
-                const auto c = static_cast<std::uint32_t>((i * 31) % 256);
-                qt.codes[i] = (c & 0x7Fu) == 0x7Fu && (i / static_cast<std::size_t>(k)) % 3 != 0 ? c - 1 : c;
+            const bool e4m3_elements = name == "mxfp8_e4m3", e5m2_elements = name == "mxfp8_e5m2";
+            if (e4m3_elements || e5m2_elements)
+              for (std::size_t i = 0; i < qt.codes.size(); ++i) {  // Inf and NaN codes only in every third row
+                auto c = static_cast<std::uint32_t>((i * 31) % 256);
+                const bool special = e4m3_elements ? (c & 0x7Fu) == 0x7Fu : (c & 0x7Fu) >= 0x7Cu;
+                if (special && (i / static_cast<std::size_t>(k)) % 3 != 0) c = (c & 0x80u) | 0x70u;
+                qt.codes[i] = c;
               }
             const auto pw = lowbit::PanelMatrix<F>::from_packed(lowbit::PackedMatrix<F>::pack(fmt, qt));
             EXPECT_EQ(pw.panel(0, true).scale.lut_is_e4m3, e4m3);
             EXPECT_EQ(pw.panel(0, false).scale.lut_is_e4m3, e4m3);
             EXPECT_EQ(pw.panel(0, false).fvalue_is_e4m3, e4m3_elements);
+            EXPECT_EQ(pw.panel(0, false).fvalue_is_e5m2, e5m2_elements);
             for (std::int64_t n : {1, 3})
               for (const char* act : {"mxint8", ""}) {
                 const auto xv = random_matrix(n, k, 72, 1.0f);

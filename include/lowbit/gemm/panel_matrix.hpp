@@ -41,6 +41,7 @@
 
 #include "lowbit/core/error.hpp"
 #include "lowbit/formats/e8m0.hpp"
+#include "lowbit/formats/minifloat.hpp"
 #include "lowbit/kernels/panel_args.hpp"
 #include "lowbit/kernels/panel_scalar.hpp"
 #include "lowbit/pack/bit_stream.hpp"
@@ -57,11 +58,22 @@ struct PanelCodeMap {
   int unit_exp = 0;
   bool identity8 = false;
   bool fvalue_is_e4m3 = false;  // 8-bit codes with E4M3's values (the float kernels decode them)
+  bool fvalue_is_e5m2 = false;  // 8-bit codes with E5M2's values
   int ivalue_min = 0, ivalue_span = 255;  // over the integer values of the codes
   std::uint32_t zero_code = 0;
   std::array<std::int8_t, 256> ivalue{};
   std::array<float, 256> fvalue{};
 };
+
+// True when the 256 values are E5M2's, the top bytes of fp16 (NaNs compared as NaN): a
+// kernel may then convert code << 8 as fp16 in place of looking the value up.
+inline bool values_are_e5m2(const std::array<float, 256>& v) {
+  for (std::uint32_t c = 0; c < 256; ++c) {
+    const auto h = static_cast<float>(FP16::decode(c << 8));
+    if (std::isnan(h) ? !std::isnan(v[c]) : std::bit_cast<std::uint32_t>(h) != std::bit_cast<std::uint32_t>(v[c])) return false;
+  }
+  return true;
+}
 
 template <class E>
 PanelCodeMap make_panel_code_map(const BlockFormat<E>& f) {
@@ -80,6 +92,7 @@ PanelCodeMap make_panel_code_map(const BlockFormat<E>& f) {
   }
   require(have_zero, "PanelMatrix", "the element has no code for zero (needed to pad K to a multiple of 8)");
   m.fvalue_is_e4m3 = m.bits == 8 && kernels::table_is_e4m3(m.fvalue.data(), false, 1.0f, 1.0f);
+  m.fvalue_is_e5m2 = m.bits == 8 && values_are_e5m2(m.fvalue);
   if (!finite) return m;
   for (int u = 0; u <= 24 && !m.integer; ++u) {
     bool ok = true;
@@ -271,6 +284,7 @@ class PanelMatrix {
     a.fvalue = map_.fvalue.data();
     a.identity8 = map_.identity8;
     a.fvalue_is_e4m3 = map_.fvalue_is_e4m3;
+    a.fvalue_is_e5m2 = map_.fvalue_is_e5m2;
     a.ivalue_min = map_.ivalue_min;
     a.ivalue_span = map_.ivalue_span;
     a.code_unit = std::ldexp(1.0f, -map_.unit_exp);

@@ -91,6 +91,7 @@ struct PanelArgs {
   int ivalue_min = 0, ivalue_span = 255;  // min(ivalue) and max - min over the codes (integer kernels)
   float code_unit = 1.0f;                // identity8: a code's value is int8(code) * code_unit
   bool fvalue_is_e4m3 = false;           // 8-bit codes whose fvalue are E4M3's (table_is_e4m3)
+  bool fvalue_is_e5m2 = false;           // 8-bit codes whose fvalue are E5M2's: fp16 with the code as top byte
 };
 
 // Activation rows quantised to int8 per block along K (integer kernels).

@@ -171,7 +171,7 @@ inline const float* decoded_panel_scales(const PanelArgs& w) {
 // Code width and decoding are template parameters so the inner loop has no branches, and the
 // four partial sums p[n][j] have compile-time indices (k & 3 == j: octets start on multiples
 // of 8), so they stay in registers.
-enum class Decode8 { None, Integer, E4M3, Gather };
+enum class Decode8 { None, Integer, E4M3, E5M2, Gather };
 
 // Column k + J of the four in one 32-bit lane of v (bits 8J .. 8J+7, or the nibble at 8J + 4H
 // for 4-bit codes) times the activations, into partial sum J. A template, so that J is a
@@ -210,6 +210,10 @@ inline void float_column(__m512 (&p)[NR][4], __m512i v, const PanelArgs& w, cons
     wv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * J), 24)), _mm512_set1_ps(w.code_unit));
   else if constexpr (D8 == Decode8::E4M3)
     wv = lut.e4m3(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)));
+  else if constexpr (D8 == Decode8::E5M2) {  // the code is the top byte of an fp16
+    const __m512i at8 = J == 0 ? _mm512_slli_epi32(v, 8) : J == 1 ? v : _mm512_srli_epi32(v, 8 * J - 8);
+    wv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_and_si512(at8, _mm512_set1_epi32(0xFF00))));
+  }
   else
     wv = _mm512_i32gather_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)), w.fvalue, 4);
   for (int n = 0; n < NR; ++n) p[n][J] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[n][k + 4 * H + J]), p[n][J]);
@@ -278,6 +282,7 @@ inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t 
   if (w.bits == 6) return panel_float_rows<6, Decode8::Gather>(w, a, n0, nr, out);
   if (w.identity8) return panel_float_rows<8, Decode8::Integer>(w, a, n0, nr, out);
   if (w.fvalue_is_e4m3) return panel_float_rows<8, Decode8::E4M3>(w, a, n0, nr, out);
+  if (w.fvalue_is_e5m2) return panel_float_rows<8, Decode8::E5M2>(w, a, n0, nr, out);
   panel_float_rows<8, Decode8::Gather>(w, a, n0, nr, out);
 }
 
