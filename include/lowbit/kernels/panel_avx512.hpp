@@ -171,7 +171,9 @@ inline const float* decoded_panel_scales(const PanelArgs& w) {
 // Code width and decoding are template parameters so the inner loop has no branches, and the
 // four partial sums p[n][j] have compile-time indices (k & 3 == j: octets start on multiples
 // of 8), so they stay in registers.
-enum class Decode8 { None, Integer, E4M3, E5M2, Gather };
+// E4M3: the codes of the octet half hold no NaN code (checked once per 64 bytes); E4M3Nan:
+// some do, and NaN lanes take the table's NaNs.
+enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, Gather };
 
 // Column k + J of the four in one 32-bit lane of v (bits 8J .. 8J+7, or the nibble at 8J + 4H
 // for 4-bit codes) times the activations, into partial sum J. A template, so that J is a
@@ -209,6 +211,8 @@ inline void float_column(__m512 (&p)[NR][4], __m512i v, const PanelArgs& w, cons
   else if constexpr (D8 == Decode8::Integer)
     wv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * J), 24)), _mm512_set1_ps(w.code_unit));
   else if constexpr (D8 == Decode8::E4M3)
+    wv = E4M3Values::finite(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)));
+  else if constexpr (D8 == Decode8::E4M3Nan)
     wv = lut.e4m3(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)));
   else if constexpr (D8 == Decode8::E5M2) {  // the code is the top byte of an fp16
     const __m512i at8 = J == 0 ? _mm512_slli_epi32(v, 8) : J == 1 ? v : _mm512_srli_epi32(v, 8 * J - 8);
@@ -250,6 +254,17 @@ inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatA
         const __m512i hi = _mm512_maskz_loadu_epi8(bm, pair + rows * 8);
         float_column<NR, 6, D8, 0, 0>(p, v, w, lut, x, k, _mm512_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 0))));
         float_column<NR, 6, D8, 1, 0>(p, v, w, lut, x, k, _mm512_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 1))));
+      } else if constexpr (D8 == Decode8::E4M3) {
+        for (int half = 0; half < 2; ++half) {
+          const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + half * rows * 4);
+          auto column = [&]<Decode8 D>() {
+            if (half == 0) float_column<NR, 8, D, 0, 0>(p, v, w, lut, x, k);
+            else float_column<NR, 8, D, 1, 0>(p, v, w, lut, x, k);
+          };
+          const __m512i nan = _mm512_set1_epi8(0x7F);
+          if (_mm512_cmpeq_epi8_mask(_mm512_and_si512(v, nan), nan)) column.template operator()<Decode8::E4M3Nan>();
+          else column.template operator()<Decode8::E4M3>();
+        }
       } else {
         float_column<NR, 8, D8, 0, 0>(p, _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8), w, lut, x, k);
         float_column<NR, 8, D8, 1, 0>(p, _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + rows * 4), w, lut, x, k);
