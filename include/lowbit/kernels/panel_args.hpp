@@ -46,9 +46,9 @@ struct PanelScale {
   bool has_tensor_scale = false;
   float constant = 1.0f;       // PanelScaleKind::None
   const float* lut = nullptr;  // Lut8 (and E8M0 on the scalar path): final values per code
-  // Lut8 only: every non-NaN entry of `lut` is e4m3_value(code) times the tensor scale, then
-  // the unit, and codes 0x7F / 0xFF are NaN, so a kernel may decode the codes arithmetically
-  // instead of gathering from the table (checked entry by entry where the table is built).
+  // Lut8 only: every entry of `lut` is e4m3_value(code) times the tensor scale, then the unit
+  // (table_is_e4m3, checked where the table is built), so a kernel may decode the codes
+  // arithmetically instead of gathering from the table.
   bool lut_is_e4m3 = false;
 };
 

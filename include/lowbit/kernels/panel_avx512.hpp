@@ -171,13 +171,11 @@ inline const float* decoded_panel_scales(const PanelArgs& w) {
 // Code width and decoding are template parameters so the inner loop has no branches, and the
 // four partial sums p[n][j] have compile-time indices (k & 3 == j: octets start on multiples
 // of 8), so they stay in registers.
-// E4M3: the codes of the octet half hold no NaN code (checked once per 64 bytes); E4M3Nan:
-// some do, and NaN lanes take the table's NaNs.
+//
+// How 8-bit codes become floats. E4M3: the codes of the octet half hold no NaN code (checked
+// once per 64 bytes); E4M3Nan: some do, and NaN lanes take the table's NaNs.
 enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, Gather };
 
-// Column k + J of the four in one 32-bit lane of v (bits 8J .. 8J+7, or the nibble at 8J + 4H
-// for 4-bit codes) times the activations, into partial sum J. A template, so that J is a
-// constant: the shifts are immediates and p[n][J] stays in a register.
 // The code values of 4- and 6-bit codes as registers: 16 entries (vpermps) or 64 in four
 // registers (two vpermt2ps and a blend on bit 5), in place of a 16-lane gather per column
 // (MXFP6 weight-only, one activation row: 5 -> 14 GFLOP/s); E4M3 codes decoded arithmetically.
@@ -199,6 +197,9 @@ struct FloatCodeTable {
   }
 };
 
+// Column k + J of the four in one 32-bit lane of v (bits 8J .. 8J+7, or the nibble at 8J + 4H
+// for 4-bit codes) times the activations, into partial sum J. A template, so that J is a
+// constant: the shifts are immediates and p[n][J] stays in a register.
 template <int NR, int BITS, Decode8 D8, int H, int J>
 inline void float_column(__m512 (&p)[NR][4], __m512i v, const PanelArgs& w, const FloatCodeTable<BITS>& lut,
                          const float* const (&x)[NR], std::int64_t k, __m512i hi6 = _mm512_setzero_si512()) {
@@ -294,7 +295,7 @@ inline void panel_float_rows(const PanelArgs& w, const FloatActArgs& a, std::int
 
 inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   if (w.bits == 4) return panel_float_rows<4, Decode8::None>(w, a, n0, nr, out);
-  if (w.bits == 6) return panel_float_rows<6, Decode8::Gather>(w, a, n0, nr, out);
+  if (w.bits == 6) return panel_float_rows<6, Decode8::None>(w, a, n0, nr, out);
   if (w.identity8) return panel_float_rows<8, Decode8::Integer>(w, a, n0, nr, out);
   if (w.fvalue_is_e4m3) return panel_float_rows<8, Decode8::E4M3>(w, a, n0, nr, out);
   if (w.fvalue_is_e5m2) return panel_float_rows<8, Decode8::E5M2>(w, a, n0, nr, out);
