@@ -234,7 +234,8 @@ TEST(PanelMatmul, FullRangeInt8NeverSaturates) {
 // scalar path's bits, NaN rows included, at N = 1 (the one-row kernels) and N = 3.
 // E8M0 scales at their extremes (0, 1, 2, 254, NaN); NVFP4's E4M3 block scales and MXFP8's
 // E4M3 and E5M2 elements take every one of their 256 codes (zeros, subnormals, both signs, Inf,
-// NaN), which the AVX-512 kernels decode arithmetically instead of from the scalar path's table.
+// NaN), which the AVX-512 and AVX2 kernels decode arithmetically instead of from the scalar
+// path's table; MXFP6 E2M3's integer codes go through the AVX2 float kernel's byte tables.
 TEST(PanelMatmul, ExtremeAndNaNBlockScalesMatchScalar) {
   for (const std::string name : {"mxfp4", "mxfp6_e2m3", "mxint8", "nvfp4", "mxfp8_e4m3", "mxfp8_e5m2"})
     std::visit(
@@ -267,6 +268,7 @@ TEST(PanelMatmul, ExtremeAndNaNBlockScalesMatchScalar) {
             EXPECT_EQ(pw.panel(0, false).scale.lut_is_e4m3, e4m3);
             EXPECT_EQ(pw.panel(0, false).fvalue_is_e4m3, e4m3_elements);
             EXPECT_EQ(pw.panel(0, false).fvalue_is_e5m2, e5m2_elements);
+            EXPECT_EQ(pw.panel(0, false).integer_codes, name == "mxfp4" || name == "mxfp6_e2m3" || name == "nvfp4");
             for (std::int64_t n : {1, 3})
               for (const char* act : {"mxint8", ""}) {
                 const auto xv = random_matrix(n, k, 72, 1.0f);

@@ -283,6 +283,7 @@ class PanelMatrix {
     a.ivalue = map_.ivalue.data();
     a.fvalue = map_.fvalue.data();
     a.identity8 = map_.identity8;
+    a.integer_codes = map_.integer && map_.bits != 8;
     a.fvalue_is_e4m3 = map_.fvalue_is_e4m3;
     a.fvalue_is_e5m2 = map_.fvalue_is_e5m2;
     a.ivalue_min = map_.ivalue_min;

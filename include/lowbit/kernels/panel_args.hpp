@@ -88,8 +88,9 @@ struct PanelArgs {
   const std::int8_t* ivalue = nullptr;   // integer value of each code (integer kernels)
   const float* fvalue = nullptr;         // float value of each code (float kernels), 2^bits entries
   bool identity8 = false;                // 8-bit codes are their own two's-complement integer values
+  bool integer_codes = false;            // 4- and 6-bit codes: every value is ivalue[c] * code_unit (zero's sign aside)
   int ivalue_min = 0, ivalue_span = 255;  // min(ivalue) and max - min over the codes (integer kernels)
-  float code_unit = 1.0f;                // identity8: a code's value is int8(code) * code_unit
+  float code_unit = 1.0f;                // identity8 and integer_codes: 2^-u, the unit of the integer values
   bool fvalue_is_e4m3 = false;           // 8-bit codes whose fvalue are E4M3's (table_is_e4m3)
   bool fvalue_is_e5m2 = false;           // 8-bit codes whose fvalue are E5M2's: fp16 with the code as top byte
 };

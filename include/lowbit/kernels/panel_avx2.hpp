@@ -4,7 +4,8 @@
 // their minimum are unsigned bytes for vpmaddubsw (exact for their small span); 8-bit weights
 // and activations are widened to int16 for vpmaddwd (vpmaddubsw could saturate on full-range
 // int8). With AVX-VNNI, vpdpbusd on unsigned weights as on the AVX-512 path. The float kernel
-// decodes 4-bit codes through two vpermps tables.
+// decodes 4-bit codes through two vpermps tables, 6-bit integer codes through byte tables,
+// E4M3 and E5M2 codes arithmetically, and gathers only other 6- and 8-bit codes.
 #pragma once
 
 #include <algorithm>
@@ -304,14 +305,62 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
 // ---- float kernel ------------------------------------------------------------------------
 // As on the AVX-512 path: code width and decoding are template parameters and the column
 // index J a constant, so the partial sums p[n][J] stay in registers.
-enum class Decode8 { None, Integer, Gather };
+//
+// How codes become floats besides 4-bit tables. Integer: int8 values times code_unit (8-bit
+// codes that are their own values; 6-bit integer codes after Int8Weights' byte tables). E4M3:
+// the 32 bytes hold no NaN code (checked per load); E4M3Nan: some do. E5M2: converted as the
+// top byte of an fp16. Gather: a table lookup per lane (any other 6- or 8-bit codes).
+enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, Gather };
 
+// E4M3 codes (one per 32-bit lane) to their values, as e4m3_value does with the NaNs of
+// `table` (the AVX-512 path's decoder on eight lanes).
+struct E4M3Values {
+  __m256 nan_pos, nan_neg;
+  explicit E4M3Values(const float* table) : nan_pos(_mm256_set1_ps(table[0x7F])), nan_neg(_mm256_set1_ps(table[0xFF])) {}
+  // The values of codes that are not NaN (NaN codes give +-480).
+  LOWBIT_ALWAYS_INLINE static __m256 finite(__m256i c) {
+    const __m256i mag = _mm256_and_si256(c, _mm256_set1_epi32(0x7F));
+    const __m256 normal = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(mag, 20), _mm256_set1_epi32(120 << 23)));
+    const __m256 sub = _mm256_mul_ps(_mm256_cvtepi32_ps(mag), _mm256_set1_ps(0x1p-9f));
+    const __m256 v = _mm256_blendv_ps(normal, sub, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(8), mag)));
+    return _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(v), _mm256_slli_epi32(_mm256_srli_epi32(c, 7), 31)));
+  }
+  LOWBIT_ALWAYS_INLINE __m256 operator()(__m256i c) const {
+    __m256 v = finite(c);
+    v = _mm256_blendv_ps(v, nan_pos, _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, _mm256_set1_epi32(0x7F))));
+    return _mm256_blendv_ps(v, nan_neg, _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, _mm256_set1_epi32(0xFF))));
+  }
+};
+
+// Byte J of each 32-bit lane as the top byte of an fp16, converted: E5M2 codes' values, Inf
+// and NaN included.
+template <int J>
+LOWBIT_ALWAYS_INLINE __m256 e5m2_column(__m256i v) {
+  constexpr char z = -128;  // vpshufb: a zero byte
+  const __m256i pick = _mm256_setr_epi8(z, J, z, 4 + J, z, 8 + J, z, 12 + J, z, z, z, z, z, z, z, z,  //
+                                        z, J, z, 4 + J, z, 8 + J, z, 12 + J, z, z, z, z, z, z, z, z);
+  const __m256i halves = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, pick), 0x08);  // rows 0-3, then 4-7
+  return _mm256_cvtph_ps(_mm256_castsi256_si128(halves));
+}
+
+// What the float kernel decodes with, set up once per call.
+struct FloatCodes {
+  __m256 lut0, lut1;   // 4-bit codes' values, two vpermps tables
+  E4M3Values e4m3;     // 8-bit codes with E4M3's values
+  Int8Weights int8;    // 6-bit integer codes' int8 values
+  explicit FloatCodes(const PanelArgs& w)
+      : lut0(w.bits == 4 ? _mm256_loadu_ps(w.fvalue) : _mm256_setzero_ps()),
+        lut1(w.bits == 4 ? _mm256_loadu_ps(w.fvalue + 8) : _mm256_setzero_ps()), e4m3(w.fvalue), int8(w) {}
+};
+
+// Column k + J of the four in one 32-bit lane of v (bits 8J .. 8J+7, or the nibble at 8J + 4H
+// for 4-bit codes) times the activations, into partial sum J.
 template <int NR, int BITS, Decode8 D8, int H, int J>
-inline void float_column(__m256 (&p)[NR][4], __m256i v, const PanelArgs& w, __m256 lut0, __m256 lut1,
+inline void float_column(__m256 (&p)[NR][4], __m256i v, const PanelArgs& w, const FloatCodes& fc,
                          const float* const (&x)[NR], std::int64_t k, __m256i hi6 = _mm256_setzero_si256()) {
   __m256 wv;
   if constexpr (BITS == 4)
-    wv = lookup16(lut0, lut1, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)));
+    wv = lookup16(fc.lut0, fc.lut1, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)));
   else if constexpr (BITS == 6)
     wv = _mm256_i32gather_ps(
         w.fvalue,
@@ -320,10 +369,27 @@ inline void float_column(__m256 (&p)[NR][4], __m256i v, const PanelArgs& w, __m2
         4);
   else if constexpr (D8 == Decode8::Integer)
     wv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * J), 24)), _mm256_set1_ps(w.code_unit));
+  else if constexpr (D8 == Decode8::E4M3)
+    wv = E4M3Values::finite(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)));
+  else if constexpr (D8 == Decode8::E4M3Nan)
+    wv = fc.e4m3(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)));
+  else if constexpr (D8 == Decode8::E5M2)
+    wv = e5m2_column<J>(v);
   else
     wv = _mm256_i32gather_ps(w.fvalue, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)), 4);
   for (int n = 0; n < NR; ++n) p[n][J] = _mm256_fmadd_ps(wv, _mm256_set1_ps(x[n][k + 4 * H + J]), p[n][J]);
-  if constexpr (J < 3) float_column<NR, BITS, D8, H, J + 1>(p, v, w, lut0, lut1, x, k, hi6);
+  if constexpr (J < 3) float_column<NR, BITS, D8, H, J + 1>(p, v, w, fc, x, k, hi6);
+}
+
+// Columns 8o + 4H .. +3 of 8-bit codes v (or 6-bit codes as int8 values) into the partial sums.
+template <int NR, Decode8 D8, int H>
+LOWBIT_ALWAYS_INLINE void float_half_octet(__m256 (&p)[NR][4], __m256i v, const PanelArgs& w, const FloatCodes& fc,
+                                           const float* const (&x)[NR], std::int64_t k) {
+  if constexpr (D8 == Decode8::E4M3) {
+    const __m256i nan = _mm256_set1_epi8(0x7F);
+    if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(v, nan), nan))) return float_column<NR, 8, Decode8::E4M3Nan, H, 0>(p, v, w, fc, x, k);
+  }
+  float_column<NR, 8, D8, H, 0>(p, v, w, fc, x, k);
 }
 
 template <int NR, int BITS, Decode8 D8>
@@ -333,8 +399,7 @@ inline void half_float_nr(const PanelArgs& w, const float* scales, const FloatAc
   HalfLoader ld{rows, h, {}};
   const float* x[NR];
   for (int n = 0; n < NR; ++n) x[n] = a.x + (n0 + n) * w.padded_cols;
-  const __m256 lut0 = BITS == 4 ? _mm256_loadu_ps(w.fvalue) : _mm256_setzero_ps();
-  const __m256 lut1 = BITS == 4 ? _mm256_loadu_ps(w.fvalue + 8) : _mm256_setzero_ps();
+  const FloatCodes fc(w);
   __m256 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
   for (std::int64_t k0 = 0, blk = 0; k0 < w.padded_cols; k0 += w.block, ++blk) {
@@ -346,20 +411,23 @@ inline void half_float_nr(const PanelArgs& w, const float* scales, const FloatAc
       const std::int64_t k = o << 3;
       if constexpr (BITS == 4) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 4, 4)));
-        float_column<NR, 4, D8, 0, 0>(p, v, w, lut0, lut1, x, k);
-        float_column<NR, 4, D8, 1, 0>(p, v, w, lut0, lut1, x, k);
+        float_column<NR, 4, D8, 0, 0>(p, v, w, fc, x, k);
+        float_column<NR, 4, D8, 1, 0>(p, v, w, fc, x, k);
+      } else if constexpr (BITS == 6 && D8 == Decode8::Integer) {
+        __m256i wv[2];
+        fc.int8.octet(w, ld, o, wv);
+        float_half_octet<NR, D8, 0>(p, wv[0], w, fc, x, k);
+        float_half_octet<NR, D8, 1>(p, wv[1], w, fc, x, k);
       } else if constexpr (BITS == 6) {
         const std::uint8_t* pair = w.codes + (o >> 1) * rows * 12;
         const int odd = static_cast<int>(o & 1);
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(pair + odd * rows * 4, 4)));
         const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(pair + rows * 8, 4)));
-        float_column<NR, 6, D8, 0, 0>(p, v, w, lut0, lut1, x, k, _mm256_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 0))));
-        float_column<NR, 6, D8, 1, 0>(p, v, w, lut0, lut1, x, k, _mm256_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 1))));
+        float_column<NR, 6, D8, 0, 0>(p, v, w, fc, x, k, _mm256_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 0))));
+        float_column<NR, 6, D8, 1, 0>(p, v, w, fc, x, k, _mm256_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 1))));
       } else {
-        const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8, 4)));
-        float_column<NR, 8, D8, 0, 0>(p, v0, w, lut0, lut1, x, k);
-        const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 8 + rows * 4, 4)));
-        float_column<NR, 8, D8, 1, 0>(p, v1, w, lut0, lut1, x, k);
+        float_half_octet<NR, D8, 0>(p, load256(ld.get(w.codes + o * rows * 8, 4)), w, fc, x, k);
+        float_half_octet<NR, D8, 1>(p, load256(ld.get(w.codes + o * rows * 8 + rows * 4, 4)), w, fc, x, k);
       }
     }
     const __m256 ws = _mm256_loadu_ps(scales + blk * 8);
@@ -451,8 +519,11 @@ inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, 
 }
 inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   if (w.bits == 4) return run_halves<HalfFloat<4, Decode8::None>::Rows>(w, a, n0, nr, out);
+  if (w.bits == 6 && w.integer_codes) return run_halves<HalfFloat<6, Decode8::Integer>::Rows>(w, a, n0, nr, out);
   if (w.bits == 6) return run_halves<HalfFloat<6, Decode8::Gather>::Rows>(w, a, n0, nr, out);
   if (w.identity8) return run_halves<HalfFloat<8, Decode8::Integer>::Rows>(w, a, n0, nr, out);
+  if (w.fvalue_is_e4m3) return run_halves<HalfFloat<8, Decode8::E4M3>::Rows>(w, a, n0, nr, out);
+  if (w.fvalue_is_e5m2) return run_halves<HalfFloat<8, Decode8::E5M2>::Rows>(w, a, n0, nr, out);
   run_halves<HalfFloat<8, Decode8::Gather>::Rows>(w, a, n0, nr, out);
 }
 
