@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "lowbit/kernels/panel_args.hpp"
@@ -309,8 +310,9 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
 // How codes become floats besides 4-bit tables. Integer: int8 values times code_unit (8-bit
 // codes that are their own values; 6-bit integer codes after Int8Weights' byte tables). E4M3:
 // the 32 bytes hold no NaN code (checked per load); E4M3Nan: some do. E5M2: converted as the
-// top byte of an fp16. Gather: a table lookup per lane (any other 6- or 8-bit codes).
-enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, Gather };
+// top byte of an fp16. Gather: a table lookup per lane (any other 6- or 8-bit codes). Tile:
+// any codes, decoded beforehand into a tile of floats (decoded_half_tile).
+enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, Gather, Tile };
 
 // E4M3 codes (one per 32-bit lane) to their values, as e4m3_value does with the NaNs of
 // `table` (the AVX-512 path's decoder on eight lanes).
@@ -353,48 +355,85 @@ struct FloatCodes {
         lut1(w.bits == 4 ? _mm256_loadu_ps(w.fvalue + 8) : _mm256_setzero_ps()), e4m3(w.fvalue), int8(w) {}
 };
 
-// Column k + J of the four in one 32-bit lane of v (bits 8J .. 8J+7, or the nibble at 8J + 4H
-// for 4-bit codes) times the activations, into partial sum J.
-template <int NR, int BITS, Decode8 D8, int H, int J>
-inline void float_column(__m256 (&p)[NR][4], __m256i v, const PanelArgs& w, const FloatCodes& fc,
-                         const float* const (&x)[NR], std::int64_t k, __m256i hi6 = _mm256_setzero_si256()) {
-  __m256 wv;
+// Column J of the four in one 32-bit lane of v (bits 8J .. 8J+7, or the nibble at 8J + 4H for
+// 4-bit codes) as 8 floats. A template, so that J is a constant: the shifts are immediates.
+template <int BITS, Decode8 D8, int H, int J>
+LOWBIT_ALWAYS_INLINE __m256 decode_column(__m256i v, const PanelArgs& w, const FloatCodes& fc, __m256i hi6) {
   if constexpr (BITS == 4)
-    wv = lookup16(fc.lut0, fc.lut1, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)));
+    return lookup16(fc.lut0, fc.lut1, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)));
   else if constexpr (BITS == 6)
-    wv = _mm256_i32gather_ps(
+    return _mm256_i32gather_ps(
         w.fvalue,
         _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)),
                         _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hi6, 8 * J), _mm256_set1_epi32(3)), 4)),
         4);
   else if constexpr (D8 == Decode8::Integer)
-    wv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * J), 24)), _mm256_set1_ps(w.code_unit));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * J), 24)), _mm256_set1_ps(w.code_unit));
   else if constexpr (D8 == Decode8::E4M3)
-    wv = E4M3Values::finite(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)));
+    return E4M3Values::finite(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)));
   else if constexpr (D8 == Decode8::E4M3Nan)
-    wv = fc.e4m3(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)));
+    return fc.e4m3(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)));
   else if constexpr (D8 == Decode8::E5M2)
-    wv = e5m2_column<J>(v);
+    return e5m2_column<J>(v);
   else
-    wv = _mm256_i32gather_ps(w.fvalue, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)), 4);
-  for (int n = 0; n < NR; ++n) p[n][J] = _mm256_fmadd_ps(wv, _mm256_set1_ps(x[n][k + 4 * H + J]), p[n][J]);
-  if constexpr (J < 3) float_column<NR, BITS, D8, H, J + 1>(p, v, w, fc, x, k, hi6);
+    return _mm256_i32gather_ps(w.fvalue, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)), 4);
 }
 
-// Columns 8o + 4H .. +3 of 8-bit codes v (or 6-bit codes as int8 values) into the partial sums.
-template <int NR, Decode8 D8, int H>
-LOWBIT_ALWAYS_INLINE void float_half_octet(__m256 (&p)[NR][4], __m256i v, const PanelArgs& w, const FloatCodes& fc,
-                                           const float* const (&x)[NR], std::int64_t k) {
-  if constexpr (D8 == Decode8::E4M3) {
+// Columns 4H .. 4H+3 of an octet, decoded from v, passed in order to f.template operator()<C>.
+// 8-bit E4M3 codes are checked for NaN codes once per 32 bytes.
+template <int BITS, Decode8 D8, int H, class F>
+LOWBIT_ALWAYS_INLINE void decode_half_octet(__m256i v, const PanelArgs& w, const FloatCodes& fc, F& f,
+                                            __m256i hi6 = _mm256_setzero_si256()) {
+  if constexpr (BITS == 8 && D8 == Decode8::E4M3) {
     const __m256i nan = _mm256_set1_epi8(0x7F);
-    if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(v, nan), nan))) return float_column<NR, 8, Decode8::E4M3Nan, H, 0>(p, v, w, fc, x, k);
+    if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(v, nan), nan)))
+      return decode_half_octet<8, Decode8::E4M3Nan, H>(v, w, fc, f);
   }
-  float_column<NR, 8, D8, H, 0>(p, v, w, fc, x, k);
+  [&]<int... J>(std::integer_sequence<int, J...>) {
+    (f.template operator()<4 * H + J>(decode_column<BITS, D8, H, J>(v, w, fc, hi6)), ...);
+  }(std::make_integer_sequence<int, 4>{});
 }
 
+// Octet o's eight columns (8o .. 8o+7) of half rows as 8 floats each, passed in order to
+// f.template operator()<C>(column) for C = 0..7; Decode8::Tile reads them from `tile`
+// (decoded_half_tile). 4- and 6-bit integer codes become int8 values first (Int8Weights'
+// vpshufb tables), then floats as 8-bit integer codes do: in place of two lane-crossing
+// vpermps per column for 4-bit codes, slow on AMD cores.
+template <int BITS, Decode8 D8, class F>
+LOWBIT_ALWAYS_INLINE void decode_octet(const PanelArgs& w, const FloatCodes& fc, HalfLoader& ld, const float* tile,
+                                       std::int64_t o, F& f) {
+  const int rows = w.rows;
+  if constexpr (D8 == Decode8::Tile) {
+    [&]<int... C>(std::integer_sequence<int, C...>) {
+      (f.template operator()<C>(_mm256_loadu_ps(tile + (8 * o + C) * 8)), ...);
+    }(std::make_integer_sequence<int, 8>{});
+  } else if constexpr (D8 == Decode8::Integer && BITS != 8) {
+    __m256i wv[2];
+    fc.int8.octet(w, ld, o, wv);
+    decode_half_octet<8, D8, 0>(wv[0], w, fc, f);
+    decode_half_octet<8, D8, 1>(wv[1], w, fc, f);
+  } else if constexpr (BITS == 4) {
+    const __m256i v = load256(ld.get(w.codes + o * rows * 4, 4));
+    decode_half_octet<4, D8, 0>(v, w, fc, f);
+    decode_half_octet<4, D8, 1>(v, w, fc, f);
+  } else if constexpr (BITS == 6) {
+    const std::uint8_t* pair = w.codes + (o >> 1) * rows * 12;
+    const int odd = static_cast<int>(o & 1);
+    const __m256i v = load256(ld.get(pair + odd * rows * 4, 4));
+    const __m256i hi = load256(ld.get(pair + rows * 8, 4));
+    decode_half_octet<6, D8, 0>(v, w, fc, f, _mm256_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 0))));
+    decode_half_octet<6, D8, 1>(v, w, fc, f, _mm256_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 1))));
+  } else {
+    decode_half_octet<8, D8, 0>(load256(ld.get(w.codes + o * rows * 8, 4)), w, fc, f);
+    decode_half_octet<8, D8, 1>(load256(ld.get(w.codes + o * rows * 8 + rows * 4, 4)), w, fc, f);
+  }
+}
+
+// NR activation rows times half h of the panel; the four partial sums p[n][C & 3] have
+// compile-time indices, so they stay in registers.
 template <int NR, int BITS, Decode8 D8>
-inline void half_float_nr(const PanelArgs& w, const float* scales, const FloatActArgs& a, std::int64_t n0, int h,
-                          PanelOut out) {
+inline void half_float_nr(const PanelArgs& w, const float* scales, const float* tile, const FloatActArgs& a, std::int64_t n0,
+                          int h, PanelOut out) {
   const int rows = w.rows;
   HalfLoader ld{rows, h, {}};
   const float* x[NR];
@@ -409,26 +448,10 @@ inline void half_float_nr(const PanelArgs& w, const float* scales, const FloatAc
       for (int t = 0; t < 4; ++t) p[n][t] = _mm256_setzero_ps();
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       const std::int64_t k = o << 3;
-      if constexpr (BITS == 4) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(w.codes + o * rows * 4, 4)));
-        float_column<NR, 4, D8, 0, 0>(p, v, w, fc, x, k);
-        float_column<NR, 4, D8, 1, 0>(p, v, w, fc, x, k);
-      } else if constexpr (BITS == 6 && D8 == Decode8::Integer) {
-        __m256i wv[2];
-        fc.int8.octet(w, ld, o, wv);
-        float_half_octet<NR, D8, 0>(p, wv[0], w, fc, x, k);
-        float_half_octet<NR, D8, 1>(p, wv[1], w, fc, x, k);
-      } else if constexpr (BITS == 6) {
-        const std::uint8_t* pair = w.codes + (o >> 1) * rows * 12;
-        const int odd = static_cast<int>(o & 1);
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(pair + odd * rows * 4, 4)));
-        const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ld.get(pair + rows * 8, 4)));
-        float_column<NR, 6, D8, 0, 0>(p, v, w, fc, x, k, _mm256_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 0))));
-        float_column<NR, 6, D8, 1, 0>(p, v, w, fc, x, k, _mm256_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 1))));
-      } else {
-        float_half_octet<NR, D8, 0>(p, load256(ld.get(w.codes + o * rows * 8, 4)), w, fc, x, k);
-        float_half_octet<NR, D8, 1>(p, load256(ld.get(w.codes + o * rows * 8 + rows * 4, 4)), w, fc, x, k);
-      }
+      auto fma_column = [&]<int C>(__m256 wv) {
+        for (int n = 0; n < NR; ++n) p[n][C & 3] = _mm256_fmadd_ps(wv, _mm256_set1_ps(x[n][k + C]), p[n][C & 3]);
+      };
+      decode_octet<BITS, D8>(w, fc, ld, tile, o, fma_column);
     }
     const __m256 ws = _mm256_loadu_ps(scales + blk * 8);
     for (int n = 0; n < NR; ++n) {
@@ -439,22 +462,48 @@ inline void half_float_nr(const PanelArgs& w, const float* scales, const FloatAc
   for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
 }
 
+// Activation rows from which the float kernel decodes a half panel once, into a tile of 8
+// floats per column that every pair of rows then reads: a decoder's work is shared by all the
+// rows instead of two (bench/README.md has the figures). One tile per thread, reused.
+inline constexpr int kTileRows = 8;
+
+template <int BITS, Decode8 D8>
+inline const float* decoded_half_tile(const PanelArgs& w, int h) {
+  thread_local std::vector<float> buf;
+  buf.resize(static_cast<std::size_t>(w.padded_cols * 8));
+  float* t = buf.data();
+  HalfLoader ld{w.rows, h, {}};
+  const FloatCodes fc(w);
+  for (std::int64_t o = 0; o < (w.padded_cols >> 3); ++o) {
+    auto store_column = [&]<int C>(__m256 wv) { _mm256_storeu_ps(t + (8 * o + C) * 8, wv); };
+    decode_octet<BITS, D8>(w, fc, ld, nullptr, o, store_column);
+  }
+  return t;
+}
+
+// Each half h of the panel: its context made once (K<1>::half: the block scales, and for the
+// float kernel a decoded tile), then the activation rows in pairs and one: K<NR>::run.
 template <template <int> class K, class Act>
 inline void run_halves(const PanelArgs& w, const Act& a, std::int64_t n0, int nr, PanelOut out) {
   for (int h = 0; h * 8 < w.rows; ++h) {
-    const float* scales = decoded_half_scales(w, h);
+    const auto half = K<1>::half(w, h, nr);
     std::int64_t m = n0;
     PanelOut o = out;
     int left = nr;
-    for (; left >= 2; left -= 2, m += 2, o.y += 2 * o.stride) K<2>::run(w, scales, a, m, h, o);
-    if (left == 1) K<1>::run(w, scales, a, m, h, o);
+    for (; left >= 2; left -= 2, m += 2, o.y += 2 * o.stride) K<2>::run(w, half, a, m, h, o);
+    if (left == 1) K<1>::run(w, half, a, m, h, o);
   }
 }
+
+// The integer kernels' half context: the block scales.
+struct HalfScales {
+  static const float* half(const PanelArgs& w, int h, int) { return decoded_half_scales(w, h); }
+};
 
 template <class Dot>
 struct HalfInt {
   template <int NR>
-  struct Rows {
+  struct Rows : HalfScales {
     static void run(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
       half_int_nr<NR, Dot>(w, scales, a, n0, h, o);
     }
@@ -462,11 +511,18 @@ struct HalfInt {
 };
 template <int BITS, Decode8 D8>
 struct HalfFloat {
+  struct Half {
+    const float* scales;
+    const float* tile;  // null: decode in the loop
+  };
   template <int NR>
   struct Rows {
-    static void run(const PanelArgs& w, const float* scales, const FloatActArgs& a, std::int64_t n0, int h,
-                    PanelOut o) {
-      half_float_nr<NR, BITS, D8>(w, scales, a, n0, h, o);
+    static Half half(const PanelArgs& w, int h, int nr) {
+      return {decoded_half_scales(w, h), nr >= kTileRows ? decoded_half_tile<BITS, D8>(w, h) : nullptr};
+    }
+    static void run(const PanelArgs& w, const Half& half, const FloatActArgs& a, std::int64_t n0, int h, PanelOut o) {
+      if (half.tile) half_float_nr<NR, 8, Decode8::Tile>(w, half.scales, half.tile, a, n0, h, o);
+      else half_float_nr<NR, BITS, D8>(w, half.scales, nullptr, a, n0, h, o);
     }
   };
 };
@@ -518,6 +574,7 @@ inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, 
   run_halves<HalfInt<WideningDot>::Rows>(w, a, n0, nr, out);
 }
 inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
+  if (w.bits == 4 && w.integer_codes) return run_halves<HalfFloat<4, Decode8::Integer>::Rows>(w, a, n0, nr, out);
   if (w.bits == 4) return run_halves<HalfFloat<4, Decode8::None>::Rows>(w, a, n0, nr, out);
   if (w.bits == 6 && w.integer_codes) return run_halves<HalfFloat<6, Decode8::Integer>::Rows>(w, a, n0, nr, out);
   if (w.bits == 6) return run_halves<HalfFloat<6, Decode8::Gather>::Rows>(w, a, n0, nr, out);
@@ -591,7 +648,7 @@ inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntA
 }
 
 template <int NR>
-struct HalfIntVnni {
+struct HalfIntVnni : HalfScales {
   static void run(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
     half_int_vnni_nr<NR>(w, scales, a, n0, h, o);
   }
