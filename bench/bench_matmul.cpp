@@ -6,7 +6,8 @@
 //     stream cycles over enough copies of W to exceed the L3 (weights from DRAM); cache reuses one
 //     path   scalar, avx2, avx512, or avx2_novnni: the AVX2 integer kernel without AVX-VNNI
 //   eigen_fp32/M<m>K<k>/N<n>/threads:<t>
-//   read/<dram|l3>[_4k]/threads:<t>   bytes read per second by AVX-512 loads, the bandwidth roof (dram
+//   read/<dram|l3>[_4k]/threads:<t>   bytes read per second by AVX-512 loads (AVX2 loads on CPUs
+//                                     without AVX-512), the bandwidth roof (dram
 //                                     with the kernels' software prefetches); _4k: a buffer in 4 KiB
 //                                     pages, else one from the packed weights' allocator (2 MiB pages)
 //
@@ -106,7 +107,7 @@ void bench_eigen(benchmark::State& st, Shape s, std::int64_t n, int threads) {
 // extra instructions only cost).
 LOWBIT_TARGET_AVX512_BEGIN
 template <bool PREFETCH>
-std::uint64_t read_all(const std::uint8_t* p, std::int64_t bytes) {
+std::uint64_t read_all_avx512(const std::uint8_t* p, std::int64_t bytes) {
   __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
   for (std::int64_t i = 0; i + 256 <= bytes; i += 256) {
     if constexpr (PREFETCH)
@@ -120,10 +121,33 @@ std::uint64_t read_all(const std::uint8_t* p, std::int64_t bytes) {
 }
 LOWBIT_TARGET_END
 
+LOWBIT_TARGET_AVX2_BEGIN
+template <bool PREFETCH>
+std::uint64_t read_all_avx2(const std::uint8_t* p, std::int64_t bytes) {
+  __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+  auto at = [&](std::int64_t i) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)); };
+  for (std::int64_t i = 0; i + 256 <= bytes; i += 256) {
+    if constexpr (PREFETCH)
+      for (int line = 0; line < 256; line += 64) _mm_prefetch(reinterpret_cast<const char*>(p + i + line + 8192), _MM_HINT_T1);
+    a = _mm256_xor_si256(a, _mm256_xor_si256(at(i), at(i + 32)));
+    b = _mm256_xor_si256(b, _mm256_xor_si256(at(i + 64), at(i + 96)));
+    c = _mm256_xor_si256(c, _mm256_xor_si256(at(i + 128), at(i + 160)));
+    d = _mm256_xor_si256(d, _mm256_xor_si256(at(i + 192), at(i + 224)));
+  }
+  const __m256i r = _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d));
+  return static_cast<std::uint64_t>(_mm256_extract_epi64(r, 0) ^ _mm256_extract_epi64(r, 3));
+}
+LOWBIT_TARGET_END
+
+template <bool PREFETCH>
+std::uint64_t read_all(const std::uint8_t* p, std::int64_t bytes) {
+  return lowbit::cpu_supports(SimdPath::AVX512) ? read_all_avx512<PREFETCH>(p, bytes) : read_all_avx2<PREFETCH>(p, bytes);
+}
+
 // huge_pages: the buffer comes from the allocator of the packed weights (2 MiB pages where the
 // system gives them); otherwise plain 4 KiB pages, the case of a weight buffer from malloc.
 void bench_read(benchmark::State& st, std::int64_t bytes, int threads, bool huge_pages, bool prefetch) {
-  if (lowbit_bench::skip_unsupported(st, SimdPath::AVX512)) return;
+  if (lowbit_bench::skip_unsupported(st, SimdPath::AVX2)) return;
   using Allocator = lowbit::detail::WeightAllocator<std::uint8_t>;
   std::unique_ptr<std::uint8_t[], void (*)(std::uint8_t*)> plain(nullptr, [](std::uint8_t* p) {
     ::operator delete(p, std::align_val_t{64});
@@ -181,6 +205,7 @@ void register_format(const F& f, const Entry& e) {
   }
   reg(e.act, square, 1, SimdPath::Scalar, false, 1);
   reg("", square, 1, SimdPath::AVX2, true, 1);
+  reg("", square, 32, SimdPath::AVX2, false, 1);
   reg("", square, 1, SimdPath::Scalar, false, 1);
 }
 

@@ -12,6 +12,11 @@ namespace lowbit::kernels {
 
 inline constexpr int kPanelRows = 16;  // one AVX-512 register of int32 or float lanes
 
+// Weights stream from memory once: the kernels prefetch them this far ahead into L2 (T1),
+// enough lines in flight to approach DRAM bandwidth at N = 1 (AVX-512: 1 KiB into L1 measured
+// 20-30% slower; AVX2 on a Zen 3 core: see bench/README.md).
+inline constexpr int kPrefetchBytes = 8192;
+
 // How a block's scale code becomes the float the kernels multiply by.
 enum class PanelScaleKind : std::uint8_t {
   None,  // no scale: every block uses `constant`

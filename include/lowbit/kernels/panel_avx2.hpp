@@ -24,7 +24,8 @@ namespace lowbit::kernels::avx2 {
 LOWBIT_TARGET_AVX2_BEGIN
 
 // Rows [8h, 8h + 8) of a panel group of `group_bytes_per_row` bytes per row, zero-filled past
-// the panel's last row.
+// the panel's last row; the line kPrefetchBytes past the group is prefetched, since groups
+// are read in order.
 // get() is forced inline: out of line (GCC's choice) it cost the AVX2 kernels a call, and a
 // copy of the operands, per octet.
 struct HalfLoader {
@@ -32,6 +33,7 @@ struct HalfLoader {
   alignas(32) std::uint8_t buf[64];
   bool full() const { return rows >= 8 * h + 8; }
   LOWBIT_ALWAYS_INLINE const std::uint8_t* get(const std::uint8_t* group, int bytes_per_row) {
+    _mm_prefetch(reinterpret_cast<const char*>(group + kPrefetchBytes), _MM_HINT_T1);
     const std::uint8_t* p = group + 8 * h * bytes_per_row;
     if (full()) return p;
     std::memset(buf, 0, sizeof buf);
@@ -174,6 +176,10 @@ struct Int8Weights {
   // Octet o of half h of a full panel (16 rows: no partial half to copy).
   template <int BITS>
   LOWBIT_ALWAYS_INLINE void full_octet(const std::uint8_t* codes, std::int64_t o, int h, __m256i (&wv)[2]) const {
+    if (h == 0) {  // both halves' lines: prefetch once, lines of 64 bytes every 64 (4-bit) or 96 (6-bit) bytes
+      _mm_prefetch(reinterpret_cast<const char*>(codes + o * 16 * BITS + kPrefetchBytes), _MM_HINT_T1);
+      if constexpr (BITS == 6) _mm_prefetch(reinterpret_cast<const char*>(codes + o * 96 + 64 + kPrefetchBytes), _MM_HINT_T1);
+    }
     if constexpr (BITS == 6) {
       const int odd = static_cast<int>(o & 1);
       const std::uint8_t* pair = codes + (o >> 1) * 16 * 12;

@@ -141,9 +141,6 @@ struct DecodedScales {
   __m512 operator()(std::int64_t b) const { return _mm512_loadu_ps(f + b * kPanelRows); }
 };
 
-// Weights stream from memory once: they are prefetched this far ahead into L2 (T1), enough
-// lines in flight to approach DRAM bandwidth at N = 1 (1 KiB into L1 measured 20-30% slower).
-inline constexpr int kPrefetchBytes = 8192;
 
 inline __m512i broadcast4(const std::int8_t* p) {
   std::int32_t v;
