@@ -6,10 +6,11 @@
 //     stream cycles over enough copies of W to exceed the L3 (weights from DRAM); cache reuses one
 //     path   scalar, avx2, avx512, or avx2_novnni: the AVX2 integer kernel without AVX-VNNI
 //   eigen_fp32/M<m>K<k>/N<n>/threads:<t>
-//   read/<dram|l3>[_4k]/threads:<t>   bytes read per second by AVX-512 loads (AVX2 loads on CPUs
-//                                     without AVX-512), the bandwidth roof (dram
-//                                     with the kernels' software prefetches); _4k: a buffer in 4 KiB
-//                                     pages, else one from the packed weights' allocator (2 MiB pages)
+//   read/<dram|dram_noprefetch|l3>[_4k]/threads:<t>
+//     bytes read per second by AVX-512 loads (AVX2 loads on CPUs without AVX-512), the bandwidth
+//     roof: dram with the kernels' software prefetches, dram_noprefetch without (the higher of
+//     the two is the roof: a Zen 3 core reads faster without them); _4k: a buffer in 4 KiB
+//     pages, else one from the packed weights' allocator (2 MiB pages)
 //
 // Counters: GFLOPs (2 N M K per call, as a rate) and weight_GBps (bytes of packed W per call).
 #include "bench_support.hpp"
@@ -230,6 +231,9 @@ const int kRegistered = [] {
       const std::string pages = huge ? "" : "_4k";
       benchmark::RegisterBenchmark(("read/dram" + pages + "/threads:" + std::to_string(t)).c_str(),
                                    [=](benchmark::State& st) { bench_read(st, 512ll << 20, t, huge, true); })
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(("read/dram_noprefetch" + pages + "/threads:" + std::to_string(t)).c_str(),
+                                   [=](benchmark::State& st) { bench_read(st, 512ll << 20, t, huge, false); })
           ->UseRealTime();
       benchmark::RegisterBenchmark(("read/l3" + pages + "/threads:" + std::to_string(t)).c_str(),
                                    [=](benchmark::State& st) { bench_read(st, 8ll << 20, t, huge, false); })
