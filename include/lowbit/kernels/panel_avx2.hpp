@@ -533,24 +533,25 @@ struct HalfFloat {
   };
 };
 
-// One activation row against a full panel, both halves in one pass, when the weight blocks are
-// 32 columns (one_row_granule; the decode shape, as on the AVX-512 path): each activation
-// broadcast serves 16 rows, the octets sit at fixed offsets and no block counters run. The
-// arithmetic per half is half_int_nr's with UnsignedDot (the same bits).
-template <int BITS, bool OCTET16>
-inline void panel_int_u8_row32(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
+// One activation row against a full panel, both halves in one pass, when the weight blocks
+// are G = 16 or 32 columns (one_row_granule; the decode shapes, as on the AVX-512 path): each
+// activation broadcast serves 16 rows, the octets sit at fixed offsets and no block counters
+// run. The arithmetic per half is half_int_nr's with UnsignedDot (the same bits).
+template <int BITS, int G, bool OCTET16>
+inline void panel_int_u8_row(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
+  constexpr int kOctets = G / 8;
   const UnsignedDot<OCTET16> dp(w);
   const float* ws0 = decoded_half_scales(w, 0);
   const float* ws1 = decoded_half_scales(w, 1);
   const std::int8_t* q = a.q + n0 * w.padded_cols;
   const std::int32_t* sum128 = a.sum128 + n0 * a.granules;
   const float* xs = a.scale + n0 * a.act_blocks;
-  const int act_shift = a.act_block == 64 ? 1 : 0;
+  const int act_shift = a.act_block == 2 * G ? 1 : 0;
   __m256 y0 = _mm256_setzero_ps(), y1 = _mm256_setzero_ps();
-  for (std::int64_t g = 0; g < a.granules; ++g, q += 32) {
+  for (std::int64_t g = 0; g < a.granules; ++g, q += G) {
     typename UnsignedDot<OCTET16>::Sums s0 = dp.zero(), s1 = dp.zero();
-    for (int j = 0; j < 4; ++j) {
-      const std::int64_t o = 4 * g + j;
+    for (int j = 0; j < kOctets; ++j) {
+      const std::int64_t o = kOctets * g + j;
       __m256i u[2], v[2];
       dp.weights.template full_octet<BITS>(w.codes, o, 0, u);
       dp.weights.template full_octet<BITS>(w.codes, o, 1, v);
@@ -569,11 +570,19 @@ inline void panel_int_u8_row32(const PanelArgs& w, const IntActArgs& a, std::int
   _mm256_storeu_ps(out.y + 8, y1);
 }
 
+// panel_int_u8_row for the granule G and the code width of w.
+template <int G>
+inline void panel_int_u8_one(const PanelArgs& w, const UnsignedWeights& uw, const IntActArgs& a, std::int64_t n0, PanelOut out) {
+  if (w.bits == 4) return uw.octet_fits() ? panel_int_u8_row<4, G, true>(w, a, n0, out) : panel_int_u8_row<4, G, false>(w, a, n0, out);
+  uw.octet_fits() ? panel_int_u8_row<6, G, true>(w, a, n0, out) : panel_int_u8_row<6, G, false>(w, a, n0, out);
+}
+
 inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   const UnsignedWeights uw(w);
-  if (nr == 1 && w.bits != 8 && uw.fits() && one_row_granule(w, a) == 32) {
-    if (w.bits == 4) return uw.octet_fits() ? panel_int_u8_row32<4, true>(w, a, n0, out) : panel_int_u8_row32<4, false>(w, a, n0, out);
-    return uw.octet_fits() ? panel_int_u8_row32<6, true>(w, a, n0, out) : panel_int_u8_row32<6, false>(w, a, n0, out);
+  if (nr == 1 && w.bits != 8 && uw.fits()) {
+    const int g = one_row_granule(w, a);
+    if (g == 32) return panel_int_u8_one<32>(w, uw, a, n0, out);
+    if (g == 16) return panel_int_u8_one<16>(w, uw, a, n0, out);
   }
   if (w.bits != 8 && uw.octet_fits()) return run_halves<HalfInt<UnsignedDot<true>>::Rows>(w, a, n0, nr, out);
   if (w.bits != 8 && uw.fits()) return run_halves<HalfInt<UnsignedDot<false>>::Rows>(w, a, n0, nr, out);
