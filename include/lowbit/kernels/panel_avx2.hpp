@@ -68,10 +68,31 @@ inline __m256 half_scale_codes(const PanelScale& s, const std::uint8_t* p) {
   }
 }
 
+// E4M3 codes (one per 32-bit lane) to their values, as e4m3_value does with the NaNs of
+// `table` (the AVX-512 path's decoder on eight lanes).
+struct E4M3Values {
+  __m256 nan_pos, nan_neg;
+  explicit E4M3Values(const float* table) : nan_pos(_mm256_set1_ps(table[0x7F])), nan_neg(_mm256_set1_ps(table[0xFF])) {}
+  // The values of codes that are not NaN (NaN codes give +-480).
+  LOWBIT_ALWAYS_INLINE static __m256 finite(__m256i c) {
+    const __m256i mag = _mm256_and_si256(c, _mm256_set1_epi32(0x7F));
+    const __m256 normal = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(mag, 20), _mm256_set1_epi32(120 << 23)));
+    const __m256 sub = _mm256_mul_ps(_mm256_cvtepi32_ps(mag), _mm256_set1_ps(0x1p-9f));
+    const __m256 v = _mm256_blendv_ps(normal, sub, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(8), mag)));
+    return _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(v), _mm256_slli_epi32(_mm256_srli_epi32(c, 7), 31)));
+  }
+  LOWBIT_ALWAYS_INLINE __m256 operator()(__m256i c) const {
+    __m256 v = finite(c);
+    v = _mm256_blendv_ps(v, nan_pos, _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, _mm256_set1_epi32(0x7F))));
+    return _mm256_blendv_ps(v, nan_neg, _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, _mm256_set1_epi32(0xFF))));
+  }
+};
+
 // Every block scale of half h of the panel, 8 floats per block (times the tensor scale, then
 // the unit: the scalar path's order; table values are final), decoded once per kernel call with the scale kind chosen
 // once: the kernels used to decode them, through a switch, once per block for every pair of
-// activation rows. One buffer per thread and half, reused.
+// activation rows. One buffer per thread and half, reused. A table of E4M3's values
+// (PanelScale::lut_is_e4m3: NVFP4) is computed as the table was, not gathered from it.
 inline const float* decoded_half_scales(const PanelArgs& w, int h) {
   thread_local std::vector<float> buf[2];
   const std::int64_t blocks = (w.padded_cols + w.block - 1) / w.block;
@@ -86,10 +107,20 @@ inline const float* decoded_half_scales(const PanelArgs& w, int h) {
   HalfLoader ld{w.rows, h, {}};
   with_scale_kind(s.kind, [&](auto kind) {
     constexpr PanelScaleKind K = decltype(kind)::value;
+    const bool table_e4m3 = K == PanelScaleKind::Lut8 && s.lut_is_e4m3;
+    const bool computed = K != PanelScaleKind::Lut8 || table_e4m3;  // else table values are final
     const __m256 ts = _mm256_set1_ps(s.tensor_scale), unit = _mm256_set1_ps(s.unit);
     for (std::int64_t blk = 0; blk < blocks; ++blk) {
-      __m256 v = half_scale_codes<K>(s, ld.get(w.scales + blk * w.rows * s.bytes, s.bytes));
-      if constexpr (K != PanelScaleKind::Lut8) {  // table values are final
+      const std::uint8_t* p = ld.get(w.scales + blk * w.rows * s.bytes, s.bytes);
+      __m256 v;
+      if (table_e4m3) {
+        std::int64_t c8;
+        std::memcpy(&c8, p, 8);
+        v = E4M3Values(s.lut)(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(c8)));  // the table's NaNs
+      } else {
+        v = half_scale_codes<K>(s, p);
+      }
+      if (computed) {
         if (s.has_tensor_scale) v = _mm256_mul_ps(v, ts);
         v = _mm256_mul_ps(v, unit);
       }
@@ -319,26 +350,6 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
 // top byte of an fp16. Gather: a table lookup per lane (any other 6- or 8-bit codes). Tile:
 // any codes, decoded beforehand into a tile of floats (decoded_half_tile).
 enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, Gather, Tile };
-
-// E4M3 codes (one per 32-bit lane) to their values, as e4m3_value does with the NaNs of
-// `table` (the AVX-512 path's decoder on eight lanes).
-struct E4M3Values {
-  __m256 nan_pos, nan_neg;
-  explicit E4M3Values(const float* table) : nan_pos(_mm256_set1_ps(table[0x7F])), nan_neg(_mm256_set1_ps(table[0xFF])) {}
-  // The values of codes that are not NaN (NaN codes give +-480).
-  LOWBIT_ALWAYS_INLINE static __m256 finite(__m256i c) {
-    const __m256i mag = _mm256_and_si256(c, _mm256_set1_epi32(0x7F));
-    const __m256 normal = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(mag, 20), _mm256_set1_epi32(120 << 23)));
-    const __m256 sub = _mm256_mul_ps(_mm256_cvtepi32_ps(mag), _mm256_set1_ps(0x1p-9f));
-    const __m256 v = _mm256_blendv_ps(normal, sub, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(8), mag)));
-    return _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(v), _mm256_slli_epi32(_mm256_srli_epi32(c, 7), 31)));
-  }
-  LOWBIT_ALWAYS_INLINE __m256 operator()(__m256i c) const {
-    __m256 v = finite(c);
-    v = _mm256_blendv_ps(v, nan_pos, _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, _mm256_set1_epi32(0x7F))));
-    return _mm256_blendv_ps(v, nan_neg, _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, _mm256_set1_epi32(0xFF))));
-  }
-};
 
 // Byte J of each 32-bit lane as the top byte of an fp16, converted: E5M2 codes' values, Inf
 // and NaN included.
