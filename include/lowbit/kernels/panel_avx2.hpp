@@ -4,8 +4,9 @@
 // their minimum are unsigned bytes for vpmaddubsw (exact for their small span); 8-bit weights
 // and activations are widened to int16 for vpmaddwd (vpmaddubsw could saturate on full-range
 // int8). With AVX-VNNI, vpdpbusd on unsigned weights as on the AVX-512 path. The float kernel
-// decodes 4-bit codes through two vpermps tables, 6-bit integer codes through byte tables,
-// E4M3 and E5M2 codes arithmetically, and gathers only other 6- and 8-bit codes.
+// decodes 4- and 6-bit integer codes through vpshufb byte tables, other 4-bit codes through
+// two vpermps tables, E4M3 and E5M2 codes arithmetically, and gathers only other 6- and 8-bit
+// codes; from 8 activation rows on, it decodes each half panel once, into a tile of floats.
 #pragma once
 
 #include <algorithm>
@@ -345,7 +346,7 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
 // index J a constant, so the partial sums p[n][J] stay in registers.
 //
 // How codes become floats besides 4-bit tables. Integer: int8 values times code_unit (8-bit
-// codes that are their own values; 6-bit integer codes after Int8Weights' byte tables). E4M3:
+// codes that are their own values; 4- and 6-bit integer codes after Int8Weights' byte tables). E4M3:
 // the 32 bytes hold no NaN code (checked per load); E4M3Nan: some do. E5M2: converted as the
 // top byte of an fp16. Gather: a table lookup per lane (any other 6- or 8-bit codes). Tile:
 // any codes, decoded beforehand into a tile of floats (decoded_half_tile).
@@ -366,7 +367,7 @@ LOWBIT_ALWAYS_INLINE __m256 e5m2_column(__m256i v) {
 struct FloatCodes {
   __m256 lut0, lut1;   // 4-bit codes' values, two vpermps tables
   E4M3Values e4m3;     // 8-bit codes with E4M3's values
-  Int8Weights int8;    // 6-bit integer codes' int8 values
+  Int8Weights int8;    // 4- and 6-bit integer codes' int8 values
   explicit FloatCodes(const PanelArgs& w)
       : lut0(w.bits == 4 ? _mm256_loadu_ps(w.fvalue) : _mm256_setzero_ps()),
         lut1(w.bits == 4 ? _mm256_loadu_ps(w.fvalue + 8) : _mm256_setzero_ps()), e4m3(w.fvalue), int8(w) {}
