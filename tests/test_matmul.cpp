@@ -139,7 +139,7 @@ TEST(PanelMatmul, IntegerKernelRunsWhereBothFormatsAreIntegers) {
 TEST(PanelMatmul, OneActivationRowWith16And32ColumnBlocks) {
   for (const std::string w : {"mxfp4", "int4_b32_fp16", "int4_b32_bf16", "int4_b32_fp32", "int4_b32_e8m0", "mxfp6_e2m3",
                               "bfp4_b32", "bfp6_b32", "mxint8", "int8_b32_fp16", "nvfp4", "bfp4_b16", "bfp6_b16",
-                              "int4_b16_fp16"})
+                              "int4_b16_fp16", "bfp8_b16", "int8_b16_fp16"})
     for (const std::string a : {"mxint8", "int8_b32_fp16", "int8_b32_bf16", "int8_b16_fp16", "int8_b64_fp16"})
       for (auto [n, m, k] : {std::array<std::int64_t, 3>{1, 16, 32}, {1, 40, 512}, {9, 40, 96}, {1, 32, 4096}})
         EXPECT_TRUE(check_named({w, a, n, m, k}, 3)) << w << " x " << a;

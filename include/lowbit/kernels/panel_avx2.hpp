@@ -89,35 +89,34 @@ struct E4M3Values {
   }
 };
 
-// Every block scale of half h of the panel, 8 floats per block (times the tensor scale, then
-// the unit: the scalar path's order; table values are final), decoded once per kernel call with the scale kind chosen
-// once: the kernels used to decode them, through a switch, once per block for every pair of
-// activation rows. One buffer per thread and half, reused. A table of E4M3's values
-// (PanelScale::lut_is_e4m3: NVFP4) is computed as the table was, not gathered from it.
-inline const float* decoded_half_scales(const PanelArgs& w, int h) {
-  thread_local std::vector<float> buf[2];
-  const std::int64_t blocks = (w.padded_cols + w.block - 1) / w.block;
-  std::vector<float>& b = buf[h];
-  b.resize(static_cast<std::size_t>(blocks * 8));
-  float* out = b.data();
-  const PanelScale& s = w.scale;
-  if (s.kind == PanelScaleKind::None) {
-    std::fill(b.begin(), b.end(), s.constant);
-    return out;
-  }
-  HalfLoader ld{w.rows, h, {}};
-  with_scale_kind(s.kind, [&](auto kind) {
-    constexpr PanelScaleKind K = decltype(kind)::value;
-    const bool table_e4m3 = K == PanelScaleKind::Lut8 && s.lut_is_e4m3;
-    const bool computed = K != PanelScaleKind::Lut8 || table_e4m3;  // else table values are final
-    const __m256 ts = _mm256_set1_ps(s.tensor_scale), unit = _mm256_set1_ps(s.unit);
-    for (std::int64_t blk = 0; blk < blocks; ++blk) {
-      const std::uint8_t* p = ld.get(w.scales + blk * w.rows * s.bytes, s.bytes);
+// The block scales of half rows, 8 floats per block, from the half's scale codes p (8 codes
+// of s.bytes each): the codes' values times the tensor scale, then the unit (the scalar path's
+// order; table values are final). A table of E4M3's values (PanelScale::lut_is_e4m3: NVFP4)
+// is computed as the table was, with the table's NaNs, not gathered from it. Set up once per
+// call for the scale kind K; decoded_half_scales runs it over a whole half, and the one-row
+// integer kernels once per block in their loop.
+template <PanelScaleKind K>
+struct HalfScaleDecoder {
+  const PanelScale& s;
+  bool table_e4m3, computed;  // computed: not final table values
+  E4M3Values e4m3;
+  __m256 ts, unit;
+  explicit HalfScaleDecoder(const PanelScale& sc)
+      : s(sc),
+        table_e4m3(K == PanelScaleKind::Lut8 && sc.lut_is_e4m3),
+        computed(K != PanelScaleKind::Lut8 || table_e4m3),
+        e4m3(table_e4m3 ? sc.lut : kNoTable),
+        ts(_mm256_set1_ps(sc.tensor_scale)),
+        unit(_mm256_set1_ps(sc.unit)) {}
+  LOWBIT_ALWAYS_INLINE __m256 operator()(const std::uint8_t* p) const {
+    if constexpr (K == PanelScaleKind::None) {
+      return _mm256_set1_ps(s.constant);
+    } else {
       __m256 v;
       if (table_e4m3) {
         std::int64_t c8;
         std::memcpy(&c8, p, 8);
-        v = E4M3Values(s.lut)(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(c8)));  // the table's NaNs
+        v = e4m3(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(c8)));
       } else {
         v = half_scale_codes<K>(s, p);
       }
@@ -125,8 +124,33 @@ inline const float* decoded_half_scales(const PanelArgs& w, int h) {
         if (s.has_tensor_scale) v = _mm256_mul_ps(v, ts);
         v = _mm256_mul_ps(v, unit);
       }
-      _mm256_storeu_ps(out + blk * 8, v);
+      return v;
     }
+  }
+
+ private:
+  static constexpr float kNoTable[256] = {};  // NaN values when there is no E4M3 table
+};
+
+// Every block scale of half h of the panel, 8 floats per block (HalfScaleDecoder), decoded once
+// per kernel call with the scale kind chosen once: the kernels used to decode them, through a
+// switch, once per block for every pair of activation rows. One buffer per thread and half,
+// reused.
+inline const float* decoded_half_scales(const PanelArgs& w, int h) {
+  thread_local std::vector<float> buf[2];
+  const std::int64_t blocks = (w.padded_cols + w.block - 1) / w.block;
+  std::vector<float>& b = buf[h];
+  b.resize(static_cast<std::size_t>(blocks * 8));
+  float* out = b.data();
+  HalfLoader ld{w.rows, h, {}};
+  with_scale_kind(w.scale.kind, [&](auto kind) {
+    constexpr PanelScaleKind K = decltype(kind)::value;
+    const HalfScaleDecoder<K> dec(w.scale);
+    const int bytes = w.scale.bytes;
+    const std::uint8_t* codes = w.scales;
+    const std::int64_t stride = w.rows * bytes;
+    for (std::int64_t blk = 0; blk < blocks; ++blk)
+      _mm256_storeu_ps(out + blk * 8, dec(K == PanelScaleKind::None ? nullptr : ld.get(codes + blk * stride, bytes)));
   });
   return out;
 }
@@ -262,7 +286,7 @@ struct WideningDot {
       s.hi = _mm256_add_epi32(s.hi, _mm256_madd_epi16(o.hi[t], xv));
     }
   }
-  LOWBIT_ALWAYS_INLINE __m256i dot(const Sums& s, std::int32_t) const {
+  LOWBIT_ALWAYS_INLINE static __m256i dot(const Sums& s, std::int32_t = 0) {
     return _mm256_permute4x64_epi64(_mm256_hadd_epi32(s.lo, s.hi), 0xD8);
   }
 };
@@ -545,16 +569,30 @@ struct HalfFloat {
   };
 };
 
+// The block scales of a full panel's halves for the one-row kernels, decoded in their loop as
+// they are needed (block g = granule g there): a separate pass over the scales, through a
+// buffer, took 30-40% of their time at N = 1.
+template <PanelScaleKind K>
+struct PanelRowScales {
+  HalfScaleDecoder<K> dec;
+  const std::uint8_t* codes;
+  int bytes;
+  explicit PanelRowScales(const PanelArgs& w) : dec(w.scale), codes(w.scales), bytes(w.scale.bytes) {}
+  LOWBIT_ALWAYS_INLINE __m256 operator()(std::int64_t blk, int h) const {
+    if constexpr (K == PanelScaleKind::None) return dec(nullptr);
+    else return dec(codes + (blk * kPanelRows + 8 * h) * bytes);
+  }
+};
+
 // One activation row against a full panel, both halves in one pass, when the weight blocks
 // are G = 16 or 32 columns (one_row_granule; the decode shapes, as on the AVX-512 path): each
 // activation broadcast serves 16 rows, the octets sit at fixed offsets and no block counters
 // run. The arithmetic per half is half_int_nr's with UnsignedDot (the same bits).
-template <int BITS, int G, bool OCTET16>
+template <int BITS, int G, bool OCTET16, PanelScaleKind K>
 inline void panel_int_u8_row(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
   constexpr int kOctets = G / 8;
   const UnsignedDot<OCTET16> dp(w);
-  const float* ws0 = decoded_half_scales(w, 0);
-  const float* ws1 = decoded_half_scales(w, 1);
+  const PanelRowScales<K> ws(w);
   const std::int8_t* q = a.q + n0 * w.padded_cols;
   const std::int32_t* sum128 = a.sum128 + n0 * a.granules;
   const float* xs = a.scale + n0 * a.act_blocks;
@@ -575,27 +613,79 @@ inline void panel_int_u8_row(const PanelArgs& w, const IntActArgs& a, std::int64
       s1.acc = _mm256_add_epi32(s1.acc, dp.products(dp.octet(v), b0, b1));
     }
     const __m256 x = _mm256_set1_ps(xs[g >> act_shift]);
-    y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s0, sum128[g])), _mm256_mul_ps(_mm256_loadu_ps(ws0 + 8 * g), x), y0);
-    y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s1, sum128[g])), _mm256_mul_ps(_mm256_loadu_ps(ws1 + 8 * g), x), y1);
+    y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s0, sum128[g])), _mm256_mul_ps(ws(g, 0), x), y0);
+    y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s1, sum128[g])), _mm256_mul_ps(ws(g, 1), x), y1);
   }
   _mm256_storeu_ps(out.y, y0);
   _mm256_storeu_ps(out.y + 8, y1);
 }
 
-// panel_int_u8_row for the granule G and the code width of w.
-template <int G>
-inline void panel_int_u8_one(const PanelArgs& w, const UnsignedWeights& uw, const IntActArgs& a, std::int64_t n0, PanelOut out) {
-  if (w.bits == 4) return uw.octet_fits() ? panel_int_u8_row<4, G, true>(w, a, n0, out) : panel_int_u8_row<4, G, false>(w, a, n0, out);
-  uw.octet_fits() ? panel_int_u8_row<6, G, true>(w, a, n0, out) : panel_int_u8_row<6, G, false>(w, a, n0, out);
+
+// One activation row of int8 widened to int16, once per call: the 8-bit kernel below then
+// broadcasts four of them with a single load (vpbroadcastq) where it took three instructions.
+inline const std::int16_t* widened_row(const std::int8_t* q, std::int64_t cols) {
+  thread_local std::vector<std::int16_t> buf;
+  buf.resize(static_cast<std::size_t>(cols));
+  for (std::int64_t k = 0; k < cols; k += 16)  // cols: a multiple of 32 (one_row_granule)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf.data() + k),
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + k))));
+  return buf.data();
+}
+
+// panel_int_u8_row's shape for 8-bit weights (WideningDot's arithmetic, the same bits): one
+// activation row against a full panel, both halves in one pass. Each 16 bytes of weights are
+// sign-extended to int16 straight from memory (vpmovsxbw), with no extract; the general
+// kernel's runtime code-width switch, partial-panel checks and block counters are gone.
+template <int G, PanelScaleKind K>
+inline void panel_int_s8_row(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
+  constexpr int kOctets = G / 8;
+  const PanelRowScales<K> ws(w);
+  const std::int16_t* x16 = widened_row(a.q + n0 * w.padded_cols, w.padded_cols);
+  const float* xs = a.scale + n0 * a.act_blocks;
+  const int act_shift = a.act_block == 2 * G ? 1 : 0;
+  __m256 y[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (std::int64_t g = 0; g < a.granules; ++g) {
+    WideningDot::Sums s[2] = {WideningDot::zero(), WideningDot::zero()};
+    for (int j = 0; j < kOctets; ++j) {
+      const std::int64_t o = kOctets * g + j;
+      const std::uint8_t* c = w.codes + o * 128;  // [t][row][4 columns]: t = columns 8o..8o+3, 8o+4..8o+7
+      _mm_prefetch(reinterpret_cast<const char*>(c + kPrefetchBytes), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(c + 64 + kPrefetchBytes), _MM_HINT_T1);
+      for (int t = 0; t < 2; ++t) {
+        std::int64_t x4;
+        std::memcpy(&x4, x16 + 8 * o + 4 * t, 8);
+        const __m256i xb = _mm256_set1_epi64x(x4);
+        for (int h = 0; h < 2; ++h) {
+          const __m128i* p = reinterpret_cast<const __m128i*>(c + 64 * t + 32 * h);
+          s[h].lo = _mm256_add_epi32(s[h].lo, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(p)), xb));
+          s[h].hi = _mm256_add_epi32(s[h].hi, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(p + 1)), xb));
+        }
+      }
+    }
+    const __m256 x = _mm256_set1_ps(xs[g >> act_shift]);
+    for (int h = 0; h < 2; ++h)
+      y[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(WideningDot::dot(s[h])), _mm256_mul_ps(ws(g, h), x), y[h]);
+  }
+  _mm256_storeu_ps(out.y, y[0]);
+  _mm256_storeu_ps(out.y + 8, y[1]);
+}
+
+// The one-row kernel for the granule G, the scale kind K and the code width of w.
+template <int G, PanelScaleKind K>
+inline void panel_int_row(const PanelArgs& w, const UnsignedWeights& uw, const IntActArgs& a, std::int64_t n0, PanelOut out) {
+  if (w.bits == 8) return panel_int_s8_row<G, K>(w, a, n0, out);
+  if (w.bits == 4)
+    return uw.octet_fits() ? panel_int_u8_row<4, G, true, K>(w, a, n0, out) : panel_int_u8_row<4, G, false, K>(w, a, n0, out);
+  uw.octet_fits() ? panel_int_u8_row<6, G, true, K>(w, a, n0, out) : panel_int_u8_row<6, G, false, K>(w, a, n0, out);
 }
 
 inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   const UnsignedWeights uw(w);
-  if (nr == 1 && w.bits != 8 && uw.fits()) {
-    const int g = one_row_granule(w, a);
-    if (g == 32) return panel_int_u8_one<32>(w, uw, a, n0, out);
-    if (g == 16) return panel_int_u8_one<16>(w, uw, a, n0, out);
-  }
+  if (const int g = nr == 1 && (w.bits == 8 || uw.fits()) ? one_row_granule(w, a) : 0; g != 0)
+    return with_scale_kind(w.scale.kind, [&](auto kind) {
+      constexpr PanelScaleKind K = decltype(kind)::value;
+      g == 32 ? panel_int_row<32, K>(w, uw, a, n0, out) : panel_int_row<16, K>(w, uw, a, n0, out);
+    });
   if (w.bits != 8 && uw.octet_fits()) return run_halves<HalfInt<UnsignedDot<true>>::Rows>(w, a, n0, nr, out);
   if (w.bits != 8 && uw.fits()) return run_halves<HalfInt<UnsignedDot<false>>::Rows>(w, a, n0, nr, out);
   run_halves<HalfInt<WideningDot>::Rows>(w, a, n0, nr, out);
