@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/kernels/panel_avx2.hpp"
 #include "lowbit/lowbit.hpp"
 #include "matmul_test_support.hpp"
 #include "simd_test_support.hpp"
@@ -171,6 +172,56 @@ TEST(PanelMatmul, LongRowsAndManyActivationRows) {
 // Weights at their extreme values against activations of -128 and +127, with equal neighbours
 // so that the integer kernels' pairs of products reach their largest magnitude (vpmaddubsw
 // and vpmaddwd add pairs in 16/32 bits): no path may saturate. Every code appears too.
+// Every code of a six-bit table through the AVX2 decoder (kernels::avx2::Lookup64), less
+// `offset`, as bytes; and which of its paths ran.
+LOWBIT_TARGET_AVX2_BEGIN
+std::vector<std::uint8_t> avx2_lookup64(const std::array<std::int8_t, 64>& table, int offset, int& path) {
+  const lowbit::kernels::avx2::Lookup64 lut(table.data(), offset);
+  path = lut.twos_complement ? 2 : lut.sign_magnitude ? 1 : 0;
+  std::uint8_t idx[64];
+  for (int c = 0; c < 64; ++c) idx[c] = static_cast<std::uint8_t>(c);
+  std::vector<std::uint8_t> out(64);
+  for (int h = 0; h < 2; ++h)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.data() + 32 * h),
+                        lut(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + 32 * h))));
+  return out;
+}
+LOWBIT_TARGET_END
+
+// The six-bit decoder has a path for two's complement tables, one for sign-magnitude tables
+// and a general one; the registered formats reach only the first two (BFP6, MXFP6 E2M3), so
+// each is checked here on its own tables, and on tables one entry away from qualifying.
+TEST(PanelMatmul, SixBitAvx2DecoderMatchesEveryKindOfTable) {
+  if (!lowbit::cpu_supports(lowbit::SimdPath::AVX2)) GTEST_SKIP() << "this CPU has no AVX2";
+  std::array<std::int8_t, 64> twos{}, sign_mag{}, general{};
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> any(-100, 100), mag(0, 100);
+  for (int c = 0; c < 64; ++c) {
+    twos[c] = static_cast<std::int8_t>((c ^ 32) - 32);
+    general[c] = static_cast<std::int8_t>(any(rng));
+  }
+  for (int c = 1; c < 32; ++c) {
+    sign_mag[c] = static_cast<std::int8_t>(mag(rng));
+    sign_mag[c + 32] = static_cast<std::int8_t>(-sign_mag[c]);
+  }
+  std::array<std::int8_t, 64> twos_off = twos, sign_mag_off = sign_mag;
+  twos_off[40] = 3;
+  sign_mag_off[0] = 1;
+  const std::pair<const std::array<std::int8_t, 64>*, int> cases[] = {
+      {&twos, 2}, {&sign_mag, 1}, {&general, 0}, {&twos_off, 0}, {&sign_mag_off, 0}};
+  for (const auto& [table, want_path] : cases) {
+    const int lo = *std::min_element(table->begin(), table->end());
+    for (const int offset : {0, lo}) {
+      int path = -1;
+      const std::vector<std::uint8_t> got = avx2_lookup64(*table, offset, path);
+      EXPECT_EQ(path, want_path);
+      for (int c = 0; c < 64; ++c)
+        EXPECT_EQ(got[static_cast<std::size_t>(c)], static_cast<std::uint8_t>((*table)[static_cast<std::size_t>(c)] - offset))
+            << "code " << c << ", path " << want_path << ", offset " << offset;
+    }
+  }
+}
+
 TEST(PanelMatmul, FullRangeInt8NeverSaturates) {
   for (const std::string name : {"int8_b32_fp32", "int4_b32_fp32", "mxfp4", "mxfp6_e2m3", "bfp6_b32", "int8_b32_fp16"})
     std::visit(
