@@ -3,7 +3,9 @@
 // kernels/panel_scalar.hpp. The integer dot, without AVX-VNNI: 4- and 6-bit weights less
 // their minimum are unsigned bytes for vpmaddubsw (exact for their small span); 8-bit weights
 // and activations are widened to int16 for vpmaddwd (vpmaddubsw could saturate on full-range
-// int8). With AVX-VNNI, vpdpbusd on unsigned weights as on the AVX-512 path. The float kernel
+// int8). With AVX-VNNI, vpdpbusd on unsigned weights as on the AVX-512 path. One activation
+// row against a full panel with 16- or 32-column blocks has kernels of its own for every
+// integer width, which decode the block scales in their loop. The float kernel
 // decodes 4- and 6-bit integer codes through vpshufb byte tables, other 4-bit codes through
 // two vpermps tables, E4M3 and E5M2 codes arithmetically, and gathers only other 6- and 8-bit
 // codes; from 8 activation rows on, it decodes each half panel once, into a tile of floats.
