@@ -186,11 +186,13 @@ inline void store_lanes(float* y, __m256 v, int lanes) {
 // sign-magnitude ones (value(c + 32) = -value(c), value(0) = 0: MXFP6 E2M3) take the 32
 // magnitudes from two vpshufb tables, bit 4 choosing, then vpsignb applies bit 5 (seven).
 struct Lookup64 {
-  __m256i lut[4];     // general: value - offset by code, 16 codes per table
-  __m256i mag[2];     // sign-magnitude: value by code & 31
-  __m256i neg_offset;
-  bool twos_complement = true, sign_magnitude = false;
+  __m256i lut[4]{};   // general: value - offset by code, 16 codes per table
+  __m256i mag[2]{};   // sign-magnitude: value by code & 31
+  __m256i neg_offset{};
+  bool twos_complement = false, sign_magnitude = false;
+  Lookup64() = default;  // no table: code widths other than 6 bits, which never look up
   Lookup64(const std::int8_t* value, int offset) {
+    twos_complement = true;
     for (int c = 0; c < 64; ++c) twos_complement = twos_complement && value[c] == (c ^ 32) - 32;
     sign_magnitude = value[0] == 0;
     for (int c = 0; c < 32; ++c) sign_magnitude = sign_magnitude && value[c + 32] == -value[c];
@@ -236,13 +238,14 @@ inline __m256i load256(const std::uint8_t* p) { return _mm256_loadu_si256(reinte
 struct Int8Weights {
   __m256i lut;
   Lookup64 lut6;
-  explicit Int8Weights(const PanelArgs& w, int offset = 0) : lut6(w.bits == 6 ? w.ivalue : kNoCodes, offset) {
+  // Built once per kernel call, so only the code width's own table is built.
+  explicit Int8Weights(const PanelArgs& w, int offset = 0) {
     alignas(16) std::int8_t t[16] = {};
     if (w.bits == 4)
       for (int c = 0; c < 16; ++c) t[c] = static_cast<std::int8_t>(w.ivalue[c] - offset);
     lut = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(t)));
+    if (w.bits == 6) lut6 = Lookup64(w.ivalue, offset);
   }
-  static constexpr std::int8_t kNoCodes[64] = {};  // the 6-bit table of other code widths (unused)
   LOWBIT_ALWAYS_INLINE void decode4(__m256i v, __m256i (&wv)[2]) const {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     wv[0] = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low4));
