@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -603,30 +604,84 @@ struct HalfFloat {
   };
 };
 
-// The block scales of a full panel's halves for the one-row kernels, decoded in their loop as
+// The block scales of a full panel's 16 rows for the one-row kernels, decoded in their loop as
 // they are needed (block g = granule g there): a separate pass over the scales, through a
-// buffer, took 30-40% of their time at N = 1.
+// buffer, took 30-40% of their time at N = 1. s[h]: the scales of half h's rows.
 template <PanelScaleKind K>
 struct PanelRowScales {
   HalfScaleDecoder<K> dec;
   const std::uint8_t* codes;
   int bytes;
   explicit PanelRowScales(const PanelArgs& w) : dec(w.scale), codes(w.scales), bytes(w.scale.bytes) {}
-  LOWBIT_ALWAYS_INLINE __m256 operator()(std::int64_t blk, int h) const {
-    if constexpr (K == PanelScaleKind::None) return dec(nullptr);
-    else return dec(codes + (blk * kPanelRows + 8 * h) * bytes);
+  LOWBIT_ALWAYS_INLINE void operator()(std::int64_t blk, __m256 (&s)[2]) const {
+    for (int h = 0; h < 2; ++h)
+      if constexpr (K == PanelScaleKind::None) s[h] = dec(nullptr);
+      else s[h] = dec(codes + (blk * kPanelRows + 8 * h) * bytes);
   }
 };
+
+// PanelRowScales for a table of E4M3 values (lut_is_e4m3: NVFP4), all 16 codes of a block in
+// one register: an E4M3 code's sign, exponent and mantissa moved into a binary16's (c << 7, the
+// sign on to bit 15) read as binary16 give its value times 2^-8, normal and subnormal codes
+// alike, so vcvtph2ps decodes eight in one instruction where HalfScaleDecoder computes the two
+// cases apart and blends (17 instructions a half; the one-row NVFP4 kernel spent over half its
+// time there). The 2^8 is folded into the tensor scale: v * (2^8 * ts) == (v * 2^8) * ts, one
+// rounding of the same product, as 2^8 * ts is exact (usable() checks it is finite). Then the
+// unit, as the table was built. NaN codes (S.1111.111), rare, take the table's own NaNs in a
+// branch.
+struct E4M3RowScales {
+  const std::uint8_t* codes;
+  const float* table;
+  __m256 ts256, unit;
+  static float ts256_of(const PanelScale& s) { return 256.0f * (s.has_tensor_scale ? s.tensor_scale : 1.0f); }
+  static bool usable(const PanelScale& s) {
+    return s.kind == PanelScaleKind::Lut8 && s.lut_is_e4m3 && s.bytes == 1 && std::isfinite(ts256_of(s));
+  }
+  explicit E4M3RowScales(const PanelArgs& w)
+      : codes(w.scales), table(w.scale.lut), ts256(_mm256_set1_ps(ts256_of(w.scale))), unit(_mm256_set1_ps(w.scale.unit)) {}
+  LOWBIT_ALWAYS_INLINE void operator()(std::int64_t blk, __m256 (&s)[2]) const {
+    const std::uint8_t* p = codes + blk * kPanelRows;
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    __m256i t = _mm256_slli_epi16(_mm256_cvtepu8_epi16(c), 7);         // sign at bit 14
+    t = _mm256_add_epi16(t, _mm256_and_si256(t, _mm256_set1_epi16(0x4000)));  // and on to bit 15
+    s[0] = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(t)), ts256), unit);
+    s[1] = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(t, 1)), ts256), unit);
+    const __m128i low7 = _mm_set1_epi8(0x7F);
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(c, low7), low7)) != 0) [[unlikely]] {
+      s[0] = with_nans(p, s[0]);
+      s[1] = with_nans(p + 8, s[1]);
+    }
+  }
+
+ private:
+  // v with the lanes of NaN codes (of p[0..7]) from the table. By value: a reference would keep
+  // the decoded scales in memory on the common path too.
+  [[gnu::noinline]] __m256 with_nans(const std::uint8_t* p, __m256 v) const {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    for (int r = 0; r < 8; ++r)
+      if ((p[r] & 0x7F) == 0x7F) t[r] = table[p[r]];
+    return _mm256_load_ps(t);
+  }
+};
+
+// Calls f(Scales{}) with the one-row kernels' scale decoder for w: E4M3RowScales where it
+// applies, else PanelRowScales of w's scale kind.
+template <class F>
+inline void with_row_scales(const PanelArgs& w, F&& f) {
+  if (E4M3RowScales::usable(w.scale)) return f(std::type_identity<E4M3RowScales>{});
+  with_scale_kind(w.scale.kind, [&](auto kind) { f(std::type_identity<PanelRowScales<decltype(kind)::value>>{}); });
+}
 
 // One activation row against a full panel, both halves in one pass, when the weight blocks
 // are G = 16 or 32 columns (one_row_granule; the decode shapes, as on the AVX-512 path): each
 // activation broadcast serves 16 rows, the octets sit at fixed offsets and no block counters
 // run. The arithmetic per half is half_int_nr's with UnsignedDot (the same bits).
-template <int BITS, int G, bool OCTET16, PanelScaleKind K>
+template <int BITS, int G, bool OCTET16, class Scales>
 inline void panel_int_u8_row(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
   constexpr int kOctets = G / 8;
   const UnsignedDot<OCTET16> dp(w);
-  const PanelRowScales<K> ws(w);
+  const Scales ws(w);
   const std::int8_t* q = a.q + n0 * w.padded_cols;
   const std::int32_t* sum128 = a.sum128 + n0 * a.granules;
   const float* xs = a.scale + n0 * a.act_blocks;
@@ -647,8 +702,10 @@ inline void panel_int_u8_row(const PanelArgs& w, const IntActArgs& a, std::int64
       s1.acc = _mm256_add_epi32(s1.acc, dp.products(dp.octet(v), b0, b1));
     }
     const __m256 x = _mm256_set1_ps(xs[g >> act_shift]);
-    y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s0, sum128[g])), _mm256_mul_ps(ws(g, 0), x), y0);
-    y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s1, sum128[g])), _mm256_mul_ps(ws(g, 1), x), y1);
+    __m256 sc[2];
+    ws(g, sc);
+    y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s0, sum128[g])), _mm256_mul_ps(sc[0], x), y0);
+    y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s1, sum128[g])), _mm256_mul_ps(sc[1], x), y1);
   }
   _mm256_storeu_ps(out.y, y0);
   _mm256_storeu_ps(out.y + 8, y1);
@@ -670,10 +727,10 @@ inline const std::int16_t* widened_row(const std::int8_t* q, std::int64_t cols) 
 // activation row against a full panel, both halves in one pass. Each 16 bytes of weights are
 // sign-extended to int16 straight from memory (vpmovsxbw), with no extract; the general
 // kernel's runtime code-width switch, partial-panel checks and block counters are gone.
-template <int G, PanelScaleKind K>
+template <int G, class Scales>
 inline void panel_int_s8_row(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
   constexpr int kOctets = G / 8;
-  const PanelRowScales<K> ws(w);
+  const Scales ws(w);
   const std::int16_t* x16 = widened_row(a.q + n0 * w.padded_cols, w.padded_cols);
   const float* xs = a.scale + n0 * a.act_blocks;
   const int act_shift = a.act_block == 2 * G ? 1 : 0;
@@ -697,28 +754,30 @@ inline void panel_int_s8_row(const PanelArgs& w, const IntActArgs& a, std::int64
       }
     }
     const __m256 x = _mm256_set1_ps(xs[g >> act_shift]);
+    __m256 sc[2];
+    ws(g, sc);
     for (int h = 0; h < 2; ++h)
-      y[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(WideningDot::dot(s[h])), _mm256_mul_ps(ws(g, h), x), y[h]);
+      y[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(WideningDot::dot(s[h])), _mm256_mul_ps(sc[h], x), y[h]);
   }
   _mm256_storeu_ps(out.y, y[0]);
   _mm256_storeu_ps(out.y + 8, y[1]);
 }
 
-// The one-row kernel for the granule G, the scale kind K and the code width of w.
-template <int G, PanelScaleKind K>
+// The one-row kernel for the granule G, the scale decoder S and the code width of w.
+template <int G, class S>
 inline void panel_int_row(const PanelArgs& w, const UnsignedWeights& uw, const IntActArgs& a, std::int64_t n0, PanelOut out) {
-  if (w.bits == 8) return panel_int_s8_row<G, K>(w, a, n0, out);
+  if (w.bits == 8) return panel_int_s8_row<G, S>(w, a, n0, out);
   if (w.bits == 4)
-    return uw.octet_fits() ? panel_int_u8_row<4, G, true, K>(w, a, n0, out) : panel_int_u8_row<4, G, false, K>(w, a, n0, out);
-  uw.octet_fits() ? panel_int_u8_row<6, G, true, K>(w, a, n0, out) : panel_int_u8_row<6, G, false, K>(w, a, n0, out);
+    return uw.octet_fits() ? panel_int_u8_row<4, G, true, S>(w, a, n0, out) : panel_int_u8_row<4, G, false, S>(w, a, n0, out);
+  uw.octet_fits() ? panel_int_u8_row<6, G, true, S>(w, a, n0, out) : panel_int_u8_row<6, G, false, S>(w, a, n0, out);
 }
 
 inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   const UnsignedWeights uw(w);
   if (const int g = nr == 1 && (w.bits == 8 || uw.fits()) ? one_row_granule(w, a) : 0; g != 0)
-    return with_scale_kind(w.scale.kind, [&](auto kind) {
-      constexpr PanelScaleKind K = decltype(kind)::value;
-      g == 32 ? panel_int_row<32, K>(w, uw, a, n0, out) : panel_int_row<16, K>(w, uw, a, n0, out);
+    return with_row_scales(w, [&](auto scales) {
+      using S = typename decltype(scales)::type;
+      g == 32 ? panel_int_row<32, S>(w, uw, a, n0, out) : panel_int_row<16, S>(w, uw, a, n0, out);
     });
   if (w.bits != 8 && uw.octet_fits()) return run_halves<HalfInt<UnsignedDot<true>>::Rows>(w, a, n0, nr, out);
   if (w.bits != 8 && uw.fits()) return run_halves<HalfInt<UnsignedDot<false>>::Rows>(w, a, n0, nr, out);
