@@ -167,11 +167,6 @@ TEST(PanelMatmul, LongRowsAndManyActivationRows) {
   EXPECT_FALSE(check_named({"int4_b32_fp16", "", 5, 32, 2048}, 7));
 }
 
-// Every int8 code, -128 included, against activations that reach -128 and +127: the integer
-// dot products must not saturate on any path.
-// Weights at their extreme values against activations of -128 and +127, with equal neighbours
-// so that the integer kernels' pairs of products reach their largest magnitude (vpmaddubsw
-// and vpmaddwd add pairs in 16/32 bits): no path may saturate. Every code appears too.
 // Every code of a six-bit table through the AVX2 decoder (kernels::avx2::Lookup64), less
 // `offset`, as bytes; and which of its paths ran.
 LOWBIT_TARGET_AVX2_BEGIN
@@ -222,62 +217,91 @@ TEST(PanelMatmul, SixBitAvx2DecoderMatchesEveryKindOfTable) {
   }
 }
 
-TEST(PanelMatmul, FullRangeInt8NeverSaturates) {
-  for (const std::string name : {"int8_b32_fp32", "int4_b32_fp32", "mxfp4", "mxfp6_e2m3", "bfp6_b32", "int8_b32_fp16"})
-    std::visit(
-        [&](const auto& fmt) {
-          using F = std::decay_t<decltype(fmt)>;
-          if constexpr (lowbit::is_block_format<F>) {
-            SCOPED_TRACE(name);
-            const std::int64_t m = 18, k = 256, n = 3;
-            const auto wv = random_matrix(m, k, 61, 0.1f);
-            lowbit::QuantizedTensor qt;  // valid block scales; the codes are replaced below
-            lowbit::quantize_into(fmt, MatrixRef<const float>::row_major(wv.data(), m, k), qt);
-            const std::uint32_t codes = 1u << fmt.element_bits();
-            std::uint32_t lo = 0, hi = 0;
-            for (std::uint32_t c = 0; c < codes; ++c) {
-              if (fmt.element.decode(c) < fmt.element.decode(lo)) lo = c;
-              if (fmt.element.decode(c) > fmt.element.decode(hi)) hi = c;
-            }
-            for (std::int64_t r = 0; r < m; ++r)
-              for (std::int64_t c = 0; c < k; ++c) {
-                const std::int64_t pair = c / 2, i = r * k + c;
-                qt.codes[static_cast<std::size_t>(i)] =
-                    pair % 3 == 0 ? hi : pair % 3 == 1 ? lo : static_cast<std::uint32_t>((i * 37) % codes);
-              }
-            const auto pm = lowbit::PackedMatrix<F>::pack(fmt, qt);
-            const auto pw = lowbit::PanelMatrix<F>::from_packed(pm);
-            ASSERT_TRUE(pw.integer_elements());
-            // Activations in fixed8_f7 (two's complement, 1/128 steps): -128 and +127 codes,
-            // each on two neighbouring columns.
-            std::vector<float> xv(static_cast<std::size_t>(n * k));
-            for (std::size_t i = 0; i < xv.size(); ++i) xv[i] = ((i / 2 + i / 256) % 2 == 0) ? -1.0f : 0.9921875f;
-            lowbit::MatmulOptions opt;
-            opt.activation = lowbit::Quantizer("fixed8_f7");
-            const auto act = lowbit::prepare_activations(MatrixRef<const float>::row_major(xv.data(), n, k), pw, opt);
-            ASSERT_TRUE(act.integer);
-            EXPECT_EQ(*std::min_element(act.q.begin(), act.q.end()), -128);
-            const std::vector<float> wdq = pm.unpack();
-            const RowMat exact = to_eigen(xv, n, k) * to_eigen(wdq, m, k).transpose();
-            const RowMat mag = to_eigen(xv, n, k).cwiseAbs() * to_eigen(wdq, m, k).cwiseAbs().transpose();
-            std::vector<float> ys;
-            for (lowbit::SimdPath p : [] { auto v = lowbit_test::simd_paths(); v.insert(v.begin(), lowbit::SimdPath::Scalar); return v; }())
-              for (bool vnni : avx_vnni_settings(p)) {
-                lowbit_test::PathGuard g;
-                VnniGuard v(vnni);
-                lowbit::force_simd_path(p);
-                std::vector<float> y(static_cast<std::size_t>(n * m));
-                lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y.data(), n, m), opt);
-                for (std::int64_t i = 0; i < n; ++i)
-                  for (std::int64_t j = 0; j < m; ++j)  // a saturated pair would be off by far more
-                    ASSERT_NEAR(y[static_cast<std::size_t>(i * m + j)], exact(i, j), (k + 8) * std::ldexp(1.0, -23) * mag(i, j))
-                        << to_string(p) << " vnni " << vnni;
-                if (ys.empty()) ys = y;
-                for (std::size_t e = 0; e < y.size(); ++e) ASSERT_TRUE(same_bits(y[e], ys[e])) << to_string(p) << " output " << e;
-              }
+// The integer kernels' sums at their largest: weights of the format `name` with codes
+// code(r, c, lo, hi, count) (lo, hi: the codes of the least and the greatest value) and valid
+// block scales, times activations xv (n x k) quantised to `act`. Every path must give the
+// exact product within float rounding, and the scalar path's bits.
+template <class CodeOf>
+void expect_exact_on_every_path(const std::string& name, std::int64_t m, std::int64_t k, std::int64_t n, CodeOf code,
+                                const std::vector<float>& xv, const std::string& act, int least_q) {
+  std::visit(
+      [&](const auto& fmt) {
+        using F = std::decay_t<decltype(fmt)>;
+        if constexpr (lowbit::is_block_format<F>) {
+          SCOPED_TRACE(name + " x " + act);
+          const auto wv = random_matrix(m, k, 61, 0.1f);
+          lowbit::QuantizedTensor qt;  // valid block scales; the codes are replaced below
+          lowbit::quantize_into(fmt, MatrixRef<const float>::row_major(wv.data(), m, k), qt);
+          const std::uint32_t codes = 1u << fmt.element_bits();
+          std::uint32_t lo = 0, hi = 0;
+          for (std::uint32_t c = 0; c < codes; ++c) {
+            if (fmt.element.decode(c) < fmt.element.decode(lo)) lo = c;
+            if (fmt.element.decode(c) > fmt.element.decode(hi)) hi = c;
           }
+          for (std::int64_t r = 0; r < m; ++r)
+            for (std::int64_t c = 0; c < k; ++c) qt.codes[static_cast<std::size_t>(r * k + c)] = code(r, c, lo, hi, codes);
+          const auto pm = lowbit::PackedMatrix<F>::pack(fmt, qt);
+          const auto pw = lowbit::PanelMatrix<F>::from_packed(pm);
+          ASSERT_TRUE(pw.integer_elements());
+          lowbit::MatmulOptions opt;
+          opt.activation = lowbit::Quantizer(act);
+          const auto act_q = lowbit::prepare_activations(MatrixRef<const float>::row_major(xv.data(), n, k), pw, opt);
+          ASSERT_TRUE(act_q.integer);
+          EXPECT_EQ(*std::min_element(act_q.q.begin(), act_q.q.end()), least_q);
+          const std::vector<float> wdq = pm.unpack();
+          const RowMat exact = to_eigen(xv, n, k) * to_eigen(wdq, m, k).transpose();
+          const RowMat mag = to_eigen(xv, n, k).cwiseAbs() * to_eigen(wdq, m, k).cwiseAbs().transpose();
+          std::vector<float> ys;
+          for (lowbit::SimdPath p : [] { auto v = lowbit_test::simd_paths(); v.insert(v.begin(), lowbit::SimdPath::Scalar); return v; }())
+            for (bool vnni : avx_vnni_settings(p)) {
+              lowbit_test::PathGuard g;
+              VnniGuard v(vnni);
+              lowbit::force_simd_path(p);
+              std::vector<float> y(static_cast<std::size_t>(n * m));
+              lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y.data(), n, m), opt);
+              for (std::int64_t i = 0; i < n; ++i)
+                for (std::int64_t j = 0; j < m; ++j)  // a saturated or wrapped sum would be off by far more
+                  ASSERT_NEAR(y[static_cast<std::size_t>(i * m + j)], exact(i, j), (k + 8) * std::ldexp(1.0, -23) * mag(i, j))
+                      << to_string(p) << " vnni " << vnni;
+              if (ys.empty()) ys = y;
+              for (std::size_t e = 0; e < y.size(); ++e) ASSERT_TRUE(same_bits(y[e], ys[e])) << to_string(p) << " output " << e;
+            }
+        }
+      },
+      lowbit::Quantizer(name).format());
+}
+
+// Weights at their extreme values against activations of -128 and +127, with equal neighbours
+// so that the integer kernels' pairs of products reach their largest magnitude (vpmaddubsw
+// and vpmaddwd add pairs in 16/32 bits): no path may saturate. Every code appears too.
+TEST(PanelMatmul, FullRangeInt8NeverSaturates) {
+  const std::int64_t m = 18, k = 256, n = 3;
+  // Activations in fixed8_f7 (two's complement, 1/128 steps): -128 and +127 codes, each on two
+  // neighbouring columns.
+  std::vector<float> xv(static_cast<std::size_t>(n * k));
+  for (std::size_t i = 0; i < xv.size(); ++i) xv[i] = ((i / 2 + i / 256) % 2 == 0) ? -1.0f : 0.9921875f;
+  for (const std::string name : {"int8_b32_fp32", "int4_b32_fp32", "mxfp4", "mxfp6_e2m3", "bfp6_b32", "int8_b32_fp16"})
+    expect_exact_on_every_path(
+        name, m, k, n,
+        [&](std::int64_t r, std::int64_t c, std::uint32_t lo, std::uint32_t hi, std::uint32_t codes) {
+          const std::int64_t pair = c / 2, i = r * k + c;
+          return pair % 3 == 0 ? hi : pair % 3 == 1 ? lo : static_cast<std::uint32_t>((i * 37) % codes);
         },
-        lowbit::Quantizer(name).format());
+        xv, "fixed8_f7", -128);
+}
+
+// One activation row of -127 units (-127/64: exact in int8 per block with scale 1/64, and in
+// MXINT8) against a full panel of weights all at their greatest value: every
+// product of a block has the same sign and the largest magnitude that the one-row kernels'
+// unsigned weights (value less the least value) reach, so sums of vpmaddubsw results kept in
+// int16 (UnsignedWeights::int16_products) would wrap if more were kept than fit.
+TEST(PanelMatmul, OneRowInt16SumsNeverWrap) {
+  const std::int64_t m = 16, k = 256, n = 1;
+  const std::vector<float> xv(static_cast<std::size_t>(n * k), -127.0f / 64);
+  for (const std::string name : {"mxfp4", "nvfp4", "int4_b32_fp16", "int4_b16_fp16", "bfp4_b16", "bfp6_b16", "mxfp6_e2m3"})
+    for (const std::string act : {"int8_b32_fp16", "mxint8"})
+      expect_exact_on_every_path(
+          name, m, k, n, [](std::int64_t, std::int64_t, std::uint32_t, std::uint32_t hi, std::uint32_t) { return hi; }, xv, act, -127);
 }
 
 // Block scales at the ends of their range (E8M0 codes 0, 1 and 2, whose products with the

@@ -291,6 +291,19 @@ struct UnsignedWeights {
   // the two halves of an octet can be summed in int16 too while twice that does.
   bool fits() const { return span <= 127; }
   bool octet_fits() const { return span <= 63; }
+  // How many vpmaddubsw results, each at most 256 * span in magnitude, can be summed in int16
+  // before widening: the largest of 1, 2, 4 and 8 up to `most` that cannot overflow.
+  int int16_products(int most) const {
+    int p = 1;
+    while (2 * p <= most && 2 * p * 256 * span <= 32767) p *= 2;
+    return p;
+  }
+  // The int32 dots of unsigned weights (acc) plus offset * sum(q): sum128 is 128 * sum(q), so
+  // the shift is exact; int32 wraps like the vector adds, and the dot itself fits.
+  LOWBIT_ALWAYS_INLINE __m256i dot(__m256i acc, std::int32_t sum128) const {
+    const std::int64_t back = static_cast<std::int64_t>(offset) * (sum128 >> 7);
+    return _mm256_add_epi32(acc, _mm256_set1_epi32(static_cast<std::int32_t>(static_cast<std::uint32_t>(back))));
+  }
 };
 
 // How the integer kernels without VNNI multiply (a policy of half_int_nr):
@@ -357,12 +370,7 @@ struct UnsignedDot {
     std::memcpy(&x1, x + 4, 4);
     s.acc = _mm256_add_epi32(s.acc, products(o, _mm256_set1_epi32(x0), _mm256_set1_epi32(x1)));
   }
-  // offset * sum(q): sum128 is 128 * sum(q), so the shift is exact; int32 wraps like the
-  // vector adds, and the dot itself fits.
-  LOWBIT_ALWAYS_INLINE __m256i dot(const Sums& s, std::int32_t sum128) const {
-    const std::int64_t back = static_cast<std::int64_t>(uw.offset) * (sum128 >> 7);
-    return _mm256_add_epi32(s.acc, _mm256_set1_epi32(static_cast<std::int32_t>(static_cast<std::uint32_t>(back))));
-  }
+  LOWBIT_ALWAYS_INLINE __m256i dot(const Sums& s, std::int32_t sum128) const { return uw.dot(s.acc, sum128); }
 };
 
 // NR activation rows times half h of a panel, through the policy Dot: per granule, an exact
@@ -676,41 +684,54 @@ inline void with_row_scales(const PanelArgs& w, F&& f) {
 // One activation row against a full panel, both halves in one pass, when the weight blocks
 // are G = 16 or 32 columns (one_row_granule; the decode shapes, as on the AVX-512 path): each
 // activation broadcast serves 16 rows, the octets sit at fixed offsets and no block counters
-// run. The arithmetic per half is half_int_nr's with UnsignedDot (the same bits).
-template <int BITS, int G, bool OCTET16, class Scales>
+// run. The arithmetic is UnsignedDot's (the same bits), with P vpmaddubsw results summed in
+// int16 before each vpmaddwd (UnsignedWeights::int16_products): with P = 8, one widening per
+// half and granule where UnsignedDot has eight.
+template <int BITS, int G, int P, class Scales>
 inline void panel_int_u8_row(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
   constexpr int kOctets = G / 8;
-  const UnsignedDot<OCTET16> dp(w);
+  static_assert(P == 1 || (P % 2 == 0 && P <= 2 * kOctets && (2 * kOctets) % P == 0));
+  const UnsignedWeights uw(w);
+  const Int8Weights weights(w, uw.offset);
   const Scales ws(w);
   const std::int8_t* q = a.q + n0 * w.padded_cols;
   const std::int32_t* sum128 = a.sum128 + n0 * a.granules;
   const float* xs = a.scale + n0 * a.act_blocks;
   const int act_shift = a.act_block == 2 * G ? 1 : 0;
-  __m256 y0 = _mm256_setzero_ps(), y1 = _mm256_setzero_ps();
+  __m256 y[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (std::int64_t g = 0; g < a.granules; ++g, q += G) {
-    typename UnsignedDot<OCTET16>::Sums s0 = dp.zero(), s1 = dp.zero();
-    for (int j = 0; j < kOctets; ++j) {
-      const std::int64_t o = kOctets * g + j;
-      __m256i u[2], v[2];
-      dp.weights.template full_octet<BITS>(w.codes, o, 0, u);
-      dp.weights.template full_octet<BITS>(w.codes, o, 1, v);
-      std::int32_t x0, x1;
-      std::memcpy(&x0, q + 8 * j, 4);
-      std::memcpy(&x1, q + 8 * j + 4, 4);
-      const __m256i b0 = _mm256_set1_epi32(x0), b1 = _mm256_set1_epi32(x1);
-      s0.acc = _mm256_add_epi32(s0.acc, dp.products(dp.octet(u), b0, b1));
-      s1.acc = _mm256_add_epi32(s1.acc, dp.products(dp.octet(v), b0, b1));
-    }
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()}, p16[2];
+    [&]<int... J>(std::integer_sequence<int, J...>) {
+      ([&] {
+        constexpr int kPos = P == 1 ? 0 : J % (P / 2);  // this octet's place in its int16 group
+        const std::int64_t o = kOctets * g + J;
+        std::int32_t x0, x1;
+        std::memcpy(&x0, q + 8 * J, 4);
+        std::memcpy(&x1, q + 8 * J + 4, 4);
+        const __m256i b0 = _mm256_set1_epi32(x0), b1 = _mm256_set1_epi32(x1);
+        for (int h = 0; h < 2; ++h) {
+          __m256i u[2];
+          weights.template full_octet<BITS>(w.codes, o, h, u);
+          const __m256i m0 = _mm256_maddubs_epi16(u[0], b0), m1 = _mm256_maddubs_epi16(u[1], b1);
+          if constexpr (P == 1) {
+            acc[h] = _mm256_add_epi32(acc[h], _mm256_add_epi32(_mm256_madd_epi16(m0, ones), _mm256_madd_epi16(m1, ones)));
+          } else {
+            p16[h] = kPos == 0 ? _mm256_add_epi16(m0, m1) : _mm256_add_epi16(p16[h], _mm256_add_epi16(m0, m1));
+            if constexpr (kPos == P / 2 - 1) acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(p16[h], ones));
+          }
+        }
+      }(), ...);
+    }(std::make_integer_sequence<int, kOctets>{});
     const __m256 x = _mm256_set1_ps(xs[g >> act_shift]);
     __m256 sc[2];
     ws(g, sc);
-    y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s0, sum128[g])), _mm256_mul_ps(sc[0], x), y0);
-    y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp.dot(s1, sum128[g])), _mm256_mul_ps(sc[1], x), y1);
+    for (int h = 0; h < 2; ++h)
+      y[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(uw.dot(acc[h], sum128[g])), _mm256_mul_ps(sc[h], x), y[h]);
   }
-  _mm256_storeu_ps(out.y, y0);
-  _mm256_storeu_ps(out.y + 8, y1);
+  _mm256_storeu_ps(out.y, y[0]);
+  _mm256_storeu_ps(out.y + 8, y[1]);
 }
-
 
 // One activation row of int8 widened to int16, once per call: the 8-bit kernel below then
 // broadcasts four of them with a single load (vpbroadcastq) where it took three instructions.
@@ -767,9 +788,15 @@ inline void panel_int_s8_row(const PanelArgs& w, const IntActArgs& a, std::int64
 template <int G, class S>
 inline void panel_int_row(const PanelArgs& w, const UnsignedWeights& uw, const IntActArgs& a, std::int64_t n0, PanelOut out) {
   if (w.bits == 8) return panel_int_s8_row<G, S>(w, a, n0, out);
-  if (w.bits == 4)
-    return uw.octet_fits() ? panel_int_u8_row<4, G, true, S>(w, a, n0, out) : panel_int_u8_row<4, G, false, S>(w, a, n0, out);
-  uw.octet_fits() ? panel_int_u8_row<6, G, true, S>(w, a, n0, out) : panel_int_u8_row<6, G, false, S>(w, a, n0, out);
+  const auto run = [&]<int BITS>() {
+    switch (uw.int16_products(G / 4)) {
+      case 1: return panel_int_u8_row<BITS, G, 1, S>(w, a, n0, out);
+      case 2: return panel_int_u8_row<BITS, G, 2, S>(w, a, n0, out);
+      case 4: return panel_int_u8_row<BITS, G, 4, S>(w, a, n0, out);
+      default: if constexpr (G == 32) return panel_int_u8_row<BITS, G, 8, S>(w, a, n0, out);
+    }
+  };
+  w.bits == 4 ? run.template operator()<4>() : run.template operator()<6>();
 }
 
 inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
