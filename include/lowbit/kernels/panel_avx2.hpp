@@ -287,10 +287,8 @@ struct Int8Weights {
 struct UnsignedWeights {
   int offset = 0, span = 0;  // min(w), max(w) - min(w)
   explicit UnsignedWeights(const PanelArgs& w) : offset(w.ivalue_min), span(w.ivalue_span) {}
-  // vpmaddubsw adds two products of at most span * 128 in int16: exact while that fits, and
-  // the two halves of an octet can be summed in int16 too while twice that does.
+  // vpmaddubsw adds two products of at most span * 128 in int16: exact while that fits.
   bool fits() const { return span <= 127; }
-  bool octet_fits() const { return span <= 63; }
   // How many vpmaddubsw results, each at most 256 * span in magnitude, can be summed in int16
   // before widening: the largest of 1, 2, 4 and 8 up to `most` that cannot overflow.
   int int16_products(int most) const {
@@ -298,6 +296,8 @@ struct UnsignedWeights {
     while (2 * p <= most && 2 * p * 256 * span <= 32767) p *= 2;
     return p;
   }
+  // The two results of an octet (its two halves) can be summed in int16.
+  bool octet_fits() const { return int16_products(2) == 2; }
   // The int32 dots of unsigned weights (acc) plus offset * sum(q): sum128 is 128 * sum(q), so
   // the shift is exact; int32 wraps like the vector adds, and the dot itself fits.
   LOWBIT_ALWAYS_INLINE __m256i dot(__m256i acc, std::int32_t sum128) const {
@@ -688,10 +688,9 @@ inline void with_row_scales(const PanelArgs& w, F&& f) {
 // int16 before each vpmaddwd (UnsignedWeights::int16_products): with P = 8, one widening per
 // half and granule where UnsignedDot has eight.
 template <int BITS, int G, int P, class Scales>
-inline void panel_int_u8_row(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, PanelOut out) {
+inline void panel_int_u8_row(const PanelArgs& w, const UnsignedWeights& uw, const IntActArgs& a, std::int64_t n0, PanelOut out) {
   constexpr int kOctets = G / 8;
   static_assert(P == 1 || (P % 2 == 0 && P <= 2 * kOctets && (2 * kOctets) % P == 0));
-  const UnsignedWeights uw(w);
   const Int8Weights weights(w, uw.offset);
   const Scales ws(w);
   const std::int8_t* q = a.q + n0 * w.padded_cols;
@@ -790,10 +789,10 @@ inline void panel_int_row(const PanelArgs& w, const UnsignedWeights& uw, const I
   if (w.bits == 8) return panel_int_s8_row<G, S>(w, a, n0, out);
   const auto run = [&]<int BITS>() {
     switch (uw.int16_products(G / 4)) {
-      case 1: return panel_int_u8_row<BITS, G, 1, S>(w, a, n0, out);
-      case 2: return panel_int_u8_row<BITS, G, 2, S>(w, a, n0, out);
-      case 4: return panel_int_u8_row<BITS, G, 4, S>(w, a, n0, out);
-      default: if constexpr (G == 32) return panel_int_u8_row<BITS, G, 8, S>(w, a, n0, out);
+      case 1: return panel_int_u8_row<BITS, G, 1, S>(w, uw, a, n0, out);
+      case 2: return panel_int_u8_row<BITS, G, 2, S>(w, uw, a, n0, out);
+      case 4: return panel_int_u8_row<BITS, G, 4, S>(w, uw, a, n0, out);
+      default: if constexpr (G == 32) return panel_int_u8_row<BITS, G, 8, S>(w, uw, a, n0, out);
     }
   };
   w.bits == 4 ? run.template operator()<4>() : run.template operator()<6>();
