@@ -7,7 +7,7 @@
 // row against a full panel with 16- or 32-column blocks has kernels of its own for every
 // integer width, which decode the block scales in their loop. The float kernel
 // decodes 4- and 6-bit integer codes through vpshufb byte tables, other 4-bit codes through
-// two vpermps tables, E4M3 and E5M2 codes arithmetically, and gathers only other 6- and 8-bit
+// two vpermps tables, E4M3 and E5M2 codes through fp16 (F16C), and gathers only other 6- and 8-bit
 // codes; from 8 activation rows on, it decodes each half panel once, into a tile of floats.
 #pragma once
 
@@ -70,6 +70,15 @@ inline __m256 half_scale_codes(const PanelScale& s, const std::uint8_t* p) {
   } else {
     return _mm256_set1_ps(1.0f);
   }
+}
+
+// E4M3 codes, each in the top byte of a 16-bit lane, as binary16s of their values times 2^-8:
+// an E4M3 code's exponent and mantissa moved into a binary16's (c << 7) and its sign left at
+// bit 15 give exactly that, normal and subnormal codes alike (not the NaN codes S.1111.111),
+// so vcvtph2ps decodes them with no cases. One arithmetic shift moves them; it copies the sign
+// into bit 14, which the mask clears.
+LOWBIT_ALWAYS_INLINE __m256i e4m3_as_half(__m256i top) {
+  return _mm256_and_si256(_mm256_srai_epi16(top, 1), _mm256_set1_epi16(static_cast<std::int16_t>(0xBFFF)));
 }
 
 // E4M3 codes (one per 32-bit lane) to their values, as e4m3_value does with the NaNs of
@@ -414,20 +423,34 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
 //
 // How codes become floats besides 4-bit tables. Integer: int8 values times code_unit (8-bit
 // codes that are their own values; 4- and 6-bit integer codes after Int8Weights' byte tables). E4M3:
-// the 32 bytes hold no NaN code (checked per load); E4M3Nan: some do. E5M2: converted as the
-// top byte of an fp16. Gather: a table lookup per lane (any other 6- or 8-bit codes). Tile:
+// the 32 bytes hold no NaN code (checked per load), converted through fp16; E4M3Nan: some do.
+// E5M2: converted as the top byte of an fp16. Gather: a table lookup per lane (any other 6- or 8-bit codes). Tile:
 // any codes, decoded beforehand into a tile of floats (decoded_half_tile).
 enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, Gather, Tile };
 
-// Byte J of each 32-bit lane as the top byte of an fp16, converted: E5M2 codes' values, Inf
-// and NaN included.
+// Byte J of each 32-bit lane as the top byte of the 16-bit lane of its row, rows 0-7 in the
+// low 128 bits.
 template <int J>
-LOWBIT_ALWAYS_INLINE __m256 e5m2_column(__m256i v) {
+LOWBIT_ALWAYS_INLINE __m256i column_top_bytes(__m256i v) {
   constexpr char z = -128;  // vpshufb: a zero byte
   const __m256i pick = _mm256_setr_epi8(z, J, z, 4 + J, z, 8 + J, z, 12 + J, z, z, z, z, z, z, z, z,  //
                                         z, J, z, 4 + J, z, 8 + J, z, 12 + J, z, z, z, z, z, z, z, z);
-  const __m256i halves = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, pick), 0x08);  // rows 0-3, then 4-7
-  return _mm256_cvtph_ps(_mm256_castsi256_si128(halves));
+  return _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, pick), 0x08);  // rows 0-3, then 4-7
+}
+
+// Column J's E5M2 codes as the top bytes of fp16s, converted: their values, Inf and NaN included.
+template <int J>
+LOWBIT_ALWAYS_INLINE __m256 e5m2_column(__m256i v) {
+  return _mm256_cvtph_ps(_mm256_castsi256_si128(column_top_bytes<J>(v)));
+}
+
+// Column J's E4M3 codes (no NaN code among them) through binary16 (e4m3_as_half), then times
+// 2^8: both steps exact. Six instructions for 8 values, where E4M3Values::finite takes ten
+// after its own two to isolate the column.
+template <int J>
+LOWBIT_ALWAYS_INLINE __m256 e4m3_column(__m256i v) {
+  const __m128i h = _mm256_castsi256_si128(e4m3_as_half(column_top_bytes<J>(v)));
+  return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
 }
 
 // What the float kernel decodes with, set up once per call.
@@ -455,7 +478,7 @@ LOWBIT_ALWAYS_INLINE __m256 decode_column(__m256i v, const PanelArgs& w, const F
   else if constexpr (D8 == Decode8::Integer)
     return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * J), 24)), _mm256_set1_ps(w.code_unit));
   else if constexpr (D8 == Decode8::E4M3)
-    return E4M3Values::finite(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)));
+    return e4m3_column<J>(v);
   else if constexpr (D8 == Decode8::E4M3Nan)
     return fc.e4m3(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)));
   else if constexpr (D8 == Decode8::E5M2)
@@ -629,9 +652,8 @@ struct PanelRowScales {
 };
 
 // PanelRowScales for a table of E4M3 values (lut_is_e4m3: NVFP4), all 16 codes of a block in
-// one register: an E4M3 code's sign, exponent and mantissa moved into a binary16's (c << 7, the
-// sign on to bit 15) read as binary16 give its value times 2^-8, normal and subnormal codes
-// alike, so vcvtph2ps decodes eight in one instruction where HalfScaleDecoder computes the two
+// one register: as binary16s of their values times 2^-8 (e4m3_as_half), normal and subnormal
+// codes alike, so vcvtph2ps decodes eight in one instruction where HalfScaleDecoder computes the two
 // cases apart and blends (17 instructions a half; the one-row NVFP4 kernel spent over half its
 // time there). The 2^8 is folded into the tensor scale: v * (2^8 * ts) == (v * 2^8) * ts, one
 // rounding of the same product, as 2^8 * ts is exact (usable() checks it is finite). Then the
@@ -650,8 +672,7 @@ struct E4M3RowScales {
   LOWBIT_ALWAYS_INLINE void operator()(std::int64_t blk, __m256 (&s)[2]) const {
     const std::uint8_t* p = codes + blk * kPanelRows;
     const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    __m256i t = _mm256_slli_epi16(_mm256_cvtepu8_epi16(c), 7);         // sign at bit 14
-    t = _mm256_add_epi16(t, _mm256_and_si256(t, _mm256_set1_epi16(0x4000)));  // and on to bit 15
+    const __m256i t = e4m3_as_half(_mm256_slli_epi16(_mm256_cvtepu8_epi16(c), 8));
     s[0] = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(t)), ts256), unit);
     s[1] = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(t, 1)), ts256), unit);
     const __m128i low7 = _mm_set1_epi8(0x7F);
