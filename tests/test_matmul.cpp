@@ -117,7 +117,8 @@ const std::vector<std::string> kPanelWeights = {"mxfp4",        "nvfp4",     "in
 
 TEST(PanelMatmul, EveryFormatWeightOnlyMatchesExactProductOnOddShapes) {
   for (const auto& w : kPanelWeights)
-    for (auto [n, m, k] : {std::array<std::int64_t, 3>{1, 1, 1}, {3, 17, 100}, {2, 16, 32}, {8, 33, 257}, {17, 15, 64}})
+    for (auto [n, m, k] : {std::array<std::int64_t, 3>{1, 1, 1}, {1, 33, 100}, {3, 17, 100}, {2, 16, 32}, {8, 33, 257},
+                           {17, 15, 64}})
       EXPECT_FALSE(check_named({w, "", n, m, k}));
 }
 

@@ -570,6 +570,97 @@ inline void half_float_nr(const PanelArgs& w, const float* scales, const float* 
   for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
 }
 
+// 8-bit codes (Integer, E4M3 and E5M2 decoding) in their stored order: 32 bytes of a half hold
+// 8 rows x 4 columns, row by row, so each 8 of them, two rows x four columns, become floats
+// with no column picked out: wv[j] holds rows 2j and 2j + 1. E4M3 and E5M2 codes go into the
+// top bytes of 16-bit lanes (vpunpck*bw with zero) and through fp16, 16 at a time.
+template <Decode8 D8>
+LOWBIT_ALWAYS_INLINE void decode_row_pairs(const std::uint8_t* p, const PanelArgs& w, const FloatCodes& fc, __m256 (&wv)[4]) {
+  const auto load8 = [&](int j) {
+    std::int64_t c8;
+    std::memcpy(&c8, p + 8 * j, 8);
+    return _mm_cvtsi64_si128(c8);
+  };
+  if constexpr (D8 == Decode8::Integer) {
+    for (int j = 0; j < 4; ++j)
+      wv[j] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load8(j))), _mm256_set1_ps(w.code_unit));
+  } else if constexpr (D8 == Decode8::E4M3Nan) {
+    for (int j = 0; j < 4; ++j) wv[j] = fc.e4m3(_mm256_cvtepu8_epi32(load8(j)));
+  } else {
+    static_assert(D8 == Decode8::E4M3 || D8 == Decode8::E5M2);
+    const __m256i v = load256(p), zero = _mm256_setzero_si256();
+    __m256i t[2] = {_mm256_unpacklo_epi8(zero, v), _mm256_unpackhi_epi8(zero, v)};  // rows 0, 1 | 4, 5 and 2, 3 | 6, 7
+    // t[i]'s low half: rows 2i, 2i + 1; its high half: rows 2i + 4, 2i + 5
+    for (int i = 0; i < 2; ++i) {
+      if constexpr (D8 == Decode8::E4M3) t[i] = e4m3_as_half(t[i]);
+      wv[i] = _mm256_cvtph_ps(_mm256_castsi256_si128(t[i]));
+      wv[i + 2] = _mm256_cvtph_ps(_mm256_extracti128_si256(t[i], 1));
+      if constexpr (D8 == Decode8::E4M3)
+        for (int j : {i, i + 2}) wv[j] = _mm256_mul_ps(wv[j], _mm256_set1_ps(256.0f));
+    }
+  }
+}
+
+// half_float_nr for 8-bit codes with decode_row_pairs, over HALVES halves from h0 in one pass
+// (both halves of a full panel for one activation row: each weight line is read once, where
+// a pass per half reads every line twice for half its bytes, and each activation load serves
+// 16 rows). The partial sums p[n][c] of rows 2j and 2j + 1 sit in the lanes of one register,
+// row 2j's four then row 2j + 1's, and take the same products in the same order (column c,
+// then c + 4, octet by octet), so the bits are the same. Two rounds of vhaddps then add them
+// as (p0 + p1) + (p2 + p3), and one vpermps puts the rows back in order. Weights and
+// activations are both read in stored order: no vpshufb, vpermq or broadcast per column.
+template <int NR, int HALVES, Decode8 D8>
+inline void float_row_pairs(const PanelArgs& w, const float* const* scales, const FloatActArgs& a, std::int64_t n0, int h0,
+                            PanelOut out) {
+  const int rows = w.rows;
+  HalfLoader ld[HALVES];
+  for (int i = 0; i < HALVES; ++i) ld[i] = HalfLoader{rows, h0 + i, {}};
+  const float* x[NR];
+  for (int n = 0; n < NR; ++n) x[n] = a.x + (n0 + n) * w.padded_cols;
+  const FloatCodes fc(w);
+  const __m256i row_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  __m256 y[NR][HALVES];
+  for (int n = 0; n < NR; ++n)
+    for (int i = 0; i < HALVES; ++i) y[n][i] = _mm256_setzero_ps();
+  for (std::int64_t k0 = 0, blk = 0; k0 < w.padded_cols; k0 += w.block, ++blk) {
+    const std::int64_t k1 = std::min(k0 + w.block, w.padded_cols);
+    __m256 p[NR][HALVES][4];
+    for (int n = 0; n < NR; ++n)
+      for (int i = 0; i < HALVES; ++i)
+        for (int j = 0; j < 4; ++j) p[n][i][j] = _mm256_setzero_ps();
+    for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
+      for (int t = 0; t < 2; ++t) {  // columns 8o + 4t .. 8o + 4t + 3
+        __m256 xv[NR];
+        for (int n = 0; n < NR; ++n) xv[n] = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(x[n] + 8 * o + 4 * t));
+        for (int i = 0; i < HALVES; ++i) {
+          const std::uint8_t* c = ld[i].get(w.codes + o * rows * 8 + t * rows * 4, 4);
+          __m256 wv[4];
+          if constexpr (D8 == Decode8::E4M3) {
+            const __m256i nan = _mm256_set1_epi8(0x7F);
+            if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(load256(c), nan), nan))) [[unlikely]]
+              decode_row_pairs<Decode8::E4M3Nan>(c, w, fc, wv);
+            else
+              decode_row_pairs<D8>(c, w, fc, wv);
+          } else {
+            decode_row_pairs<D8>(c, w, fc, wv);
+          }
+          for (int n = 0; n < NR; ++n)
+            for (int j = 0; j < 4; ++j) p[n][i][j] = _mm256_fmadd_ps(wv[j], xv[n], p[n][i][j]);
+        }
+      }
+    }
+    for (int i = 0; i < HALVES; ++i) {
+      const __m256 ws = _mm256_loadu_ps(scales[i] + blk * 8);
+      for (int n = 0; n < NR; ++n) {
+        const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(p[n][i][0], p[n][i][1]), _mm256_hadd_ps(p[n][i][2], p[n][i][3]));
+        y[n][i] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(b, row_order), ws, y[n][i]);
+      }
+    }
+  }
+  for (int n = 0; n < NR; ++n)
+    for (int i = 0; i < HALVES; ++i) store_lanes(out.y + n * out.stride + 8 * (h0 + i), y[n][i], rows - 8 * (h0 + i));
+}
+
 // Activation rows from which the float kernel decodes a half panel once, into a tile of 8
 // floats per column that every pair of rows then reads: a decoder's work is shared by all the
 // rows instead of two (bench/README.md has the figures). One tile per thread, reused.
@@ -619,6 +710,7 @@ struct HalfInt {
 };
 template <int BITS, Decode8 D8>
 struct HalfFloat {
+  static constexpr bool kRowPairs = BITS == 8 && (D8 == Decode8::Integer || D8 == Decode8::E4M3 || D8 == Decode8::E5M2);
   struct Half {
     const float* scales;
     const float* tile;  // null: decode in the loop
@@ -630,6 +722,7 @@ struct HalfFloat {
     }
     static void run(const PanelArgs& w, const Half& half, const FloatActArgs& a, std::int64_t n0, int h, PanelOut o) {
       if (half.tile) half_float_nr<NR, 8, Decode8::Tile>(w, half.scales, half.tile, a, n0, h, o);
+      else if constexpr (kRowPairs) float_row_pairs<NR, 1, D8>(w, &half.scales, a, n0, h, o);
       else half_float_nr<NR, BITS, D8>(w, half.scales, nullptr, a, n0, h, o);
     }
   };
@@ -835,9 +928,16 @@ inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t 
   if (w.bits == 4) return run_halves<HalfFloat<4, Decode8::None>::Rows>(w, a, n0, nr, out);
   if (w.bits == 6 && w.integer_codes) return run_halves<HalfFloat<6, Decode8::Integer>::Rows>(w, a, n0, nr, out);
   if (w.bits == 6) return run_halves<HalfFloat<6, Decode8::Gather>::Rows>(w, a, n0, nr, out);
-  if (w.identity8) return run_halves<HalfFloat<8, Decode8::Integer>::Rows>(w, a, n0, nr, out);
-  if (w.fvalue_is_e4m3) return run_halves<HalfFloat<8, Decode8::E4M3>::Rows>(w, a, n0, nr, out);
-  if (w.fvalue_is_e5m2) return run_halves<HalfFloat<8, Decode8::E5M2>::Rows>(w, a, n0, nr, out);
+  const auto row_pairs = [&]<Decode8 D8>() {
+    if (nr == 1 && w.rows == kPanelRows) {  // one activation row, a full panel: both halves in one pass
+      const float* scales[2] = {decoded_half_scales(w, 0), decoded_half_scales(w, 1)};
+      return float_row_pairs<1, 2, D8>(w, scales, a, n0, 0, out);
+    }
+    run_halves<HalfFloat<8, D8>::template Rows>(w, a, n0, nr, out);
+  };
+  if (w.identity8) return row_pairs.template operator()<Decode8::Integer>();
+  if (w.fvalue_is_e4m3) return row_pairs.template operator()<Decode8::E4M3>();
+  if (w.fvalue_is_e5m2) return row_pairs.template operator()<Decode8::E5M2>();
   run_halves<HalfFloat<8, Decode8::Gather>::Rows>(w, a, n0, nr, out);
 }
 
