@@ -589,6 +589,11 @@ LOWBIT_ALWAYS_INLINE void decode_row_pairs(const std::uint8_t* p, const PanelArg
   } else {
     static_assert(D8 == Decode8::E4M3 || D8 == Decode8::E5M2);
     const __m256i v = load256(p), zero = _mm256_setzero_si256();
+    if constexpr (D8 == Decode8::E4M3) {  // a NaN code among the 32: E4M3Values
+      const __m256i nan = _mm256_set1_epi8(0x7F);
+      if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(v, nan), nan))) [[unlikely]]
+        return decode_row_pairs<Decode8::E4M3Nan>(p, w, fc, wv);
+    }
     __m256i t[2] = {_mm256_unpacklo_epi8(zero, v), _mm256_unpackhi_epi8(zero, v)};  // rows 0, 1 | 4, 5 and 2, 3 | 6, 7
     // t[i]'s low half: rows 2i, 2i + 1; its high half: rows 2i + 4, 2i + 5
     for (int i = 0; i < 2; ++i) {
@@ -635,15 +640,7 @@ inline void float_row_pairs(const PanelArgs& w, const float* const* scales, cons
         for (int i = 0; i < HALVES; ++i) {
           const std::uint8_t* c = ld[i].get(w.codes + o * rows * 8 + t * rows * 4, 4);
           __m256 wv[4];
-          if constexpr (D8 == Decode8::E4M3) {
-            const __m256i nan = _mm256_set1_epi8(0x7F);
-            if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(load256(c), nan), nan))) [[unlikely]]
-              decode_row_pairs<Decode8::E4M3Nan>(c, w, fc, wv);
-            else
-              decode_row_pairs<D8>(c, w, fc, wv);
-          } else {
-            decode_row_pairs<D8>(c, w, fc, wv);
-          }
+          decode_row_pairs<D8>(c, w, fc, wv);
           for (int n = 0; n < NR; ++n)
             for (int j = 0; j < 4; ++j) p[n][i][j] = _mm256_fmadd_ps(wv[j], xv[n], p[n][i][j]);
         }
