@@ -8,7 +8,9 @@
 // integer width, which decode the block scales in their loop. The float kernel
 // decodes 4- and 6-bit integer codes through vpshufb byte tables, other 4-bit codes through
 // two vpermps tables, E4M3 and E5M2 codes through fp16 (F16C), and gathers only other 6- and 8-bit
-// codes; from 8 activation rows on, it decodes each half panel once, into a tile of floats.
+// codes; up to 7 activation rows, it reads 8-bit integer, E4M3 and E5M2 codes in their stored
+// order, two rows by four columns per register (float_row_pairs); from 8 activation rows on,
+// it decodes each half panel once, into a tile of floats.
 #pragma once
 
 #include <algorithm>
@@ -573,7 +575,8 @@ inline void half_float_nr(const PanelArgs& w, const float* scales, const float* 
 // 8-bit codes (Integer, E4M3 and E5M2 decoding) in their stored order: 32 bytes of a half hold
 // 8 rows x 4 columns, row by row, so each 8 of them, two rows x four columns, become floats
 // with no column picked out: wv[j] holds rows 2j and 2j + 1. E4M3 and E5M2 codes go into the
-// top bytes of 16-bit lanes (vpunpck*bw with zero) and through fp16, 16 at a time.
+// top bytes of 16-bit lanes (vpunpck*bw with zero) and through fp16, 16 at a time; E4M3 codes
+// take E4M3Values when a NaN code is among the 32.
 template <Decode8 D8>
 LOWBIT_ALWAYS_INLINE void decode_row_pairs(const std::uint8_t* p, const PanelArgs& w, const FloatCodes& fc, __m256 (&wv)[4]) {
   const auto load8 = [&](int j) {
