@@ -446,23 +446,36 @@ LOWBIT_ALWAYS_INLINE __m256 e5m2_column(__m256i v) {
   return _mm256_cvtph_ps(_mm256_castsi256_si128(column_top_bytes<J>(v)));
 }
 
+// Eight E4M3 values from their binary16s times 2^-8 (e4m3_as_half): both steps exact.
+LOWBIT_ALWAYS_INLINE __m256 e4m3_from_half(__m128i h) { return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f)); }
+
 // Column J's E4M3 codes (no NaN code among them) through binary16 (e4m3_as_half), then times
 // 2^8: both steps exact. Six instructions for 8 values, where E4M3Values::finite takes ten
 // after its own two to isolate the column.
 template <int J>
 LOWBIT_ALWAYS_INLINE __m256 e4m3_column(__m256i v) {
-  const __m128i h = _mm256_castsi256_si128(e4m3_as_half(column_top_bytes<J>(v)));
-  return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+  return e4m3_from_half(_mm256_castsi256_si128(e4m3_as_half(column_top_bytes<J>(v))));
 }
 
 // What the float kernel decodes with, set up once per call.
 struct FloatCodes {
   __m256 lut0, lut1;   // 4-bit codes' values, two vpermps tables
+  __m256i planes[4];   // 4-bit codes' values, byte k of each in vpshufb table k (decode_row_pairs)
   E4M3Values e4m3;     // 8-bit codes with E4M3's values
   Int8Weights int8;    // 4- and 6-bit integer codes' int8 values
   explicit FloatCodes(const PanelArgs& w)
       : lut0(w.bits == 4 ? _mm256_loadu_ps(w.fvalue) : _mm256_setzero_ps()),
-        lut1(w.bits == 4 ? _mm256_loadu_ps(w.fvalue + 8) : _mm256_setzero_ps()), e4m3(w.fvalue), int8(w) {}
+        lut1(w.bits == 4 ? _mm256_loadu_ps(w.fvalue + 8) : _mm256_setzero_ps()), planes{}, e4m3(w.fvalue), int8(w) {
+    if (w.bits != 4) return;
+    alignas(16) std::uint8_t bytes[4][16];
+    for (int c = 0; c < 16; ++c) {
+      std::uint32_t u;
+      std::memcpy(&u, w.fvalue + c, 4);
+      for (int k = 0; k < 4; ++k) bytes[k][c] = static_cast<std::uint8_t>(u >> (8 * k));
+    }
+    for (int k = 0; k < 4; ++k)
+      planes[k] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(bytes[k])));
+  }
 };
 
 // Column J of the four in one 32-bit lane of v (bits 8J .. 8J+7, or the nibble at 8J + 4H for
@@ -600,24 +613,58 @@ LOWBIT_ALWAYS_INLINE void decode_row_pairs(const std::uint8_t* p, const PanelArg
     __m256i t[2] = {_mm256_unpacklo_epi8(zero, v), _mm256_unpackhi_epi8(zero, v)};  // rows 0, 1 | 4, 5 and 2, 3 | 6, 7
     // t[i]'s low half: rows 2i, 2i + 1; its high half: rows 2i + 4, 2i + 5
     for (int i = 0; i < 2; ++i) {
-      if constexpr (D8 == Decode8::E4M3) t[i] = e4m3_as_half(t[i]);
-      wv[i] = _mm256_cvtph_ps(_mm256_castsi256_si128(t[i]));
-      wv[i + 2] = _mm256_cvtph_ps(_mm256_extracti128_si256(t[i], 1));
-      if constexpr (D8 == Decode8::E4M3)
-        for (int j : {i, i + 2}) wv[j] = _mm256_mul_ps(wv[j], _mm256_set1_ps(256.0f));
+      if constexpr (D8 == Decode8::E4M3) {
+        t[i] = e4m3_as_half(t[i]);
+        wv[i] = e4m3_from_half(_mm256_castsi256_si128(t[i]));
+        wv[i + 2] = e4m3_from_half(_mm256_extracti128_si256(t[i], 1));
+      } else {
+        wv[i] = _mm256_cvtph_ps(_mm256_castsi256_si128(t[i]));
+        wv[i + 2] = _mm256_cvtph_ps(_mm256_extracti128_si256(t[i], 1));
+      }
     }
   }
 }
 
-// half_float_nr for 8-bit codes with decode_row_pairs, over HALVES halves from h0 in one pass
-// (both halves of a full panel for one activation row: each weight line is read once, where
-// a pass per half reads every line twice for half its bytes, and each activation load serves
-// 16 rows). The partial sums p[n][c] of rows 2j and 2j + 1 sit in the lanes of one register,
-// row 2j's four then row 2j + 1's, and take the same products in the same order (column c,
-// then c + 4, octet by octet), so the bits are the same. Two rounds of vhaddps then add them
-// as (p0 + p1) + (p2 + p3), and one vpermps puts the rows back in order. Weights and
-// activations are both read in stored order: no vpshufb, vpermq or broadcast per column.
-template <int NR, int HALVES, Decode8 D8>
+// 4-bit codes with any float values (NF4 and other codebooks) in their stored order: 32 bytes
+// of a half hold 8 rows x 8 columns, the low nibbles columns 0-3 and the high ones (T = 1)
+// columns 4-7. Four vpshufb tables give the four bytes of each code's float, and two rounds of
+// vpunpck put them together: wv[j] holds rows j and j + 4. Twelve shuffles for 32 values, all
+// within 128-bit lanes, where lookup16 takes two lane-crossing vpermps and a blend for each 8
+// (slow on AMD cores).
+template <int T>
+LOWBIT_ALWAYS_INLINE void decode_nibble_row_pairs(const std::uint8_t* p, const FloatCodes& fc, __m256 (&wv)[4]) {
+  const __m256i v = load256(p), low = _mm256_set1_epi8(0x0F);
+  const __m256i idx = _mm256_and_si256(T == 0 ? v : _mm256_srli_epi16(v, 4), low);
+  __m256i b[4];
+  for (int k = 0; k < 4; ++k) b[k] = _mm256_shuffle_epi8(fc.planes[k], idx);
+  // rows 0, 1 | 4, 5 and rows 2, 3 | 6, 7 as the floats' 16-bit halves
+  const __m256i lo01 = _mm256_unpacklo_epi8(b[0], b[1]), hi01 = _mm256_unpackhi_epi8(b[0], b[1]);
+  const __m256i lo23 = _mm256_unpacklo_epi8(b[2], b[3]), hi23 = _mm256_unpackhi_epi8(b[2], b[3]);
+  wv[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(lo01, lo23));
+  wv[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(lo01, lo23));
+  wv[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(hi01, hi23));
+  wv[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(hi01, hi23));
+}
+
+// Columns 8o + 4T .. 8o + 4T + 3 of a half as four registers of two rows each: 8-bit codes
+// rows 2j and 2j + 1 in wv[j], 4-bit ones rows j and j + 4.
+template <int BITS, Decode8 D8, int T>
+LOWBIT_ALWAYS_INLINE void decode_row_quad(const PanelArgs& w, const FloatCodes& fc, HalfLoader& ld, std::int64_t o,
+                                          __m256 (&wv)[4]) {
+  if constexpr (BITS == 4) decode_nibble_row_pairs<T>(ld.get(w.codes + o * w.rows * 4, 4), fc, wv);
+  else decode_row_pairs<D8>(ld.get(w.codes + o * w.rows * 8 + T * w.rows * 4, 4), w, fc, wv);
+}
+
+// half_float_nr for codes in their stored order (decode_row_quad), over HALVES halves
+// from h0 in one pass (both halves of a full panel for one activation row: each weight line is
+// read once, where a pass per half reads every line twice for half its bytes, and each
+// activation load serves 16 rows). The partial sums p[n][c] of a register's two rows sit in
+// its lanes, one row's four then the other's, and take the same products in the same order
+// (column c, then c + 4, octet by octet), so the bits are the same. Two rounds of vhaddps then
+// add them as (p0 + p1) + (p2 + p3), and for 8-bit codes one vpermps puts the rows back in
+// order. Weights and activations are both read in stored order: no vpshufb, vpermq or
+// broadcast per column.
+template <int NR, int HALVES, int BITS, Decode8 D8>
 inline void float_row_pairs(const PanelArgs& w, const float* const* scales, const FloatActArgs& a, std::int64_t n0, int h0,
                             PanelOut out) {
   const int rows = w.rows;
@@ -626,7 +673,7 @@ inline void float_row_pairs(const PanelArgs& w, const float* const* scales, cons
   const float* x[NR];
   for (int n = 0; n < NR; ++n) x[n] = a.x + (n0 + n) * w.padded_cols;
   const FloatCodes fc(w);
-  const __m256i row_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256i row_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // 8-bit codes' rows after vhaddps
   __m256 y[NR][HALVES];
   for (int n = 0; n < NR; ++n)
     for (int i = 0; i < HALVES; ++i) y[n][i] = _mm256_setzero_ps();
@@ -637,23 +684,25 @@ inline void float_row_pairs(const PanelArgs& w, const float* const* scales, cons
       for (int i = 0; i < HALVES; ++i)
         for (int j = 0; j < 4; ++j) p[n][i][j] = _mm256_setzero_ps();
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
-      for (int t = 0; t < 2; ++t) {  // columns 8o + 4t .. 8o + 4t + 3
+      const auto columns = [&]<int T>() {  // columns 8o + 4T .. 8o + 4T + 3
         __m256 xv[NR];
-        for (int n = 0; n < NR; ++n) xv[n] = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(x[n] + 8 * o + 4 * t));
+        for (int n = 0; n < NR; ++n) xv[n] = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(x[n] + 8 * o + 4 * T));
         for (int i = 0; i < HALVES; ++i) {
-          const std::uint8_t* c = ld[i].get(w.codes + o * rows * 8 + t * rows * 4, 4);
           __m256 wv[4];
-          decode_row_pairs<D8>(c, w, fc, wv);
+          decode_row_quad<BITS, D8, T>(w, fc, ld[i], o, wv);
           for (int n = 0; n < NR; ++n)
             for (int j = 0; j < 4; ++j) p[n][i][j] = _mm256_fmadd_ps(wv[j], xv[n], p[n][i][j]);
         }
-      }
+      };
+      columns.template operator()<0>();
+      columns.template operator()<1>();
     }
     for (int i = 0; i < HALVES; ++i) {
       const __m256 ws = _mm256_loadu_ps(scales[i] + blk * 8);
       for (int n = 0; n < NR; ++n) {
-        const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(p[n][i][0], p[n][i][1]), _mm256_hadd_ps(p[n][i][2], p[n][i][3]));
-        y[n][i] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(b, row_order), ws, y[n][i]);
+        __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(p[n][i][0], p[n][i][1]), _mm256_hadd_ps(p[n][i][2], p[n][i][3]));
+        if constexpr (BITS == 8) b = _mm256_permutevar8x32_ps(b, row_order);
+        y[n][i] = _mm256_fmadd_ps(b, ws, y[n][i]);
       }
     }
   }
@@ -710,7 +759,8 @@ struct HalfInt {
 };
 template <int BITS, Decode8 D8>
 struct HalfFloat {
-  static constexpr bool kRowPairs = BITS == 8 && (D8 == Decode8::Integer || D8 == Decode8::E4M3 || D8 == Decode8::E5M2);
+  static constexpr bool kRowPairs =
+      (BITS == 8 && (D8 == Decode8::Integer || D8 == Decode8::E4M3 || D8 == Decode8::E5M2)) || (BITS == 4 && D8 == Decode8::None);
   struct Half {
     const float* scales;
     const float* tile;  // null: decode in the loop
@@ -722,7 +772,7 @@ struct HalfFloat {
     }
     static void run(const PanelArgs& w, const Half& half, const FloatActArgs& a, std::int64_t n0, int h, PanelOut o) {
       if (half.tile) half_float_nr<NR, 8, Decode8::Tile>(w, half.scales, half.tile, a, n0, h, o);
-      else if constexpr (kRowPairs) float_row_pairs<NR, 1, D8>(w, &half.scales, a, n0, h, o);
+      else if constexpr (kRowPairs) float_row_pairs<NR, 1, BITS, D8>(w, &half.scales, a, n0, h, o);
       else half_float_nr<NR, BITS, D8>(w, half.scales, nullptr, a, n0, h, o);
     }
   };
@@ -925,19 +975,19 @@ inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, 
 }
 inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   if (w.bits == 4 && w.integer_codes) return run_halves<HalfFloat<4, Decode8::Integer>::Rows>(w, a, n0, nr, out);
-  if (w.bits == 4) return run_halves<HalfFloat<4, Decode8::None>::Rows>(w, a, n0, nr, out);
-  if (w.bits == 6 && w.integer_codes) return run_halves<HalfFloat<6, Decode8::Integer>::Rows>(w, a, n0, nr, out);
-  if (w.bits == 6) return run_halves<HalfFloat<6, Decode8::Gather>::Rows>(w, a, n0, nr, out);
-  const auto row_pairs = [&]<Decode8 D8>() {
+  const auto row_pairs = [&]<int BITS, Decode8 D8>() {
     if (nr == 1 && w.rows == kPanelRows) {  // one activation row, a full panel: both halves in one pass
       const float* scales[2] = {decoded_half_scales(w, 0), decoded_half_scales(w, 1)};
-      return float_row_pairs<1, 2, D8>(w, scales, a, n0, 0, out);
+      return float_row_pairs<1, 2, BITS, D8>(w, scales, a, n0, 0, out);
     }
-    run_halves<HalfFloat<8, D8>::template Rows>(w, a, n0, nr, out);
+    run_halves<HalfFloat<BITS, D8>::template Rows>(w, a, n0, nr, out);
   };
-  if (w.identity8) return row_pairs.template operator()<Decode8::Integer>();
-  if (w.fvalue_is_e4m3) return row_pairs.template operator()<Decode8::E4M3>();
-  if (w.fvalue_is_e5m2) return row_pairs.template operator()<Decode8::E5M2>();
+  if (w.bits == 4) return row_pairs.template operator()<4, Decode8::None>();
+  if (w.bits == 6 && w.integer_codes) return run_halves<HalfFloat<6, Decode8::Integer>::Rows>(w, a, n0, nr, out);
+  if (w.bits == 6) return run_halves<HalfFloat<6, Decode8::Gather>::Rows>(w, a, n0, nr, out);
+  if (w.identity8) return row_pairs.template operator()<8, Decode8::Integer>();
+  if (w.fvalue_is_e4m3) return row_pairs.template operator()<8, Decode8::E4M3>();
+  if (w.fvalue_is_e5m2) return row_pairs.template operator()<8, Decode8::E5M2>();
   run_halves<HalfFloat<8, Decode8::Gather>::Rows>(w, a, n0, nr, out);
 }
 
