@@ -177,7 +177,7 @@ struct Entry {
 constexpr Entry kEntries[] = {{"mxfp4", "mxint8"},        {"int4_b32_fp16", "int8_b32_fp16"}, {"nvfp4", "int8_b32_fp16"},
                               {"nf4_b64", "int8_b32_fp16"}, {"bfp4_b16", "bfp8_b16"},        {"mxint8", "mxint8"},
                               {"int8_b32_fp16", "int8_b32_fp16"}, {"bfp8_b16", "bfp8_b16"},     {"mxfp8_e4m3", "mxfp8_e4m3"}, {"mxfp8_e5m2", "mxfp8_e5m2"},
-                              {"mxfp6_e2m3", "mxint8"},        {"bfp6_b16", "bfp8_b16"}};
+                              {"mxfp6_e2m3", "mxint8"},        {"mxfp6_e3m2", "mxint8"},        {"bfp6_b16", "bfp8_b16"}};
 
 template <class F>
 void register_format(const F& f, const Entry& e) {

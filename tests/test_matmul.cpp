@@ -10,6 +10,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -311,9 +312,10 @@ TEST(PanelMatmul, OneRowInt16SumsNeverWrap) {
 // E8M0 scales at their extremes (0, 1, 2, 254, NaN); NVFP4's E4M3 block scales and MXFP8's
 // E4M3 and E5M2 elements take every one of their 256 codes (zeros, subnormals, both signs, Inf,
 // NaN), which the AVX-512 and AVX2 kernels decode arithmetically instead of from the scalar
-// path's table; MXFP6 E2M3's integer codes go through the AVX2 float kernel's byte tables.
+// path's table; MXFP6 E2M3's integer codes go through the AVX2 float kernel's byte tables, and
+// MXFP6 E3M2's 64 codes through its fp16 conversion.
 TEST(PanelMatmul, ExtremeAndNaNBlockScalesMatchScalar) {
-  for (const std::string name : {"mxfp4", "mxfp6_e2m3", "mxint8", "nvfp4", "mxfp8_e4m3", "mxfp8_e5m2"})
+  for (const std::string name : {"mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxint8", "nvfp4", "mxfp8_e4m3", "mxfp8_e5m2"})
     std::visit(
         [&](const auto& fmt) {
           using F = std::decay_t<decltype(fmt)>;
@@ -339,7 +341,10 @@ TEST(PanelMatmul, ExtremeAndNaNBlockScalesMatchScalar) {
                 if (special && (i / static_cast<std::size_t>(k)) % 3 != 0) c = (c & 0x80u) | 0x70u;
                 qt.codes[i] = c;
               }
+            if (name == "mxfp6_e3m2")  // every code, subnormals and both zeros included
+              for (std::size_t i = 0; i < qt.codes.size(); ++i) qt.codes[i] = static_cast<std::uint32_t>((i * 31) % 64);
             const auto pw = lowbit::PanelMatrix<F>::from_packed(lowbit::PackedMatrix<F>::pack(fmt, qt));
+            EXPECT_EQ(pw.panel(0, false).e3m2_unit != 0.0f, name == "mxfp6_e3m2");
             EXPECT_EQ(pw.panel(0, true).scale.lut_is_e4m3, e4m3);
             EXPECT_EQ(pw.panel(0, false).scale.lut_is_e4m3, e4m3);
             EXPECT_EQ(pw.panel(0, false).fvalue_is_e4m3, e4m3_elements);
@@ -396,6 +401,40 @@ TEST(PanelMatrix, HoldsExactlyThePackedCodesAndScales) {
         },
         lowbit::Quantizer(name).format());
   }
+}
+
+// 6-bit codes that the AVX2 float kernel converts through fp16 (e3m2_half_unit): E3M2 of any
+// bias, subnormals included, no Inf or NaN codes; other 6-bit values keep the table.
+TEST(PanelMatrix, E3M2ElementsConvertThroughHalf) {
+  auto code_map = [](const std::string& name) {
+    lowbit::detail::PanelCodeMap m;
+    std::visit(
+        [&](const auto& f) {
+          using F = std::decay_t<decltype(f)>;
+          if constexpr (lowbit::is_block_format<F>) m = lowbit::detail::make_panel_code_map(f);
+        },
+        lowbit::Quantizer(name).format());
+    return m;
+  };
+  const auto e3m2 = code_map("mxfp6_e3m2");
+  EXPECT_EQ(e3m2.e3m2_unit, 4096.0f);  // bias 3: the fp16 of code 4 (E3M2 2^-2) is 2^-14
+  EXPECT_EQ(code_map("fp6_e3m2_b32").e3m2_unit, 4096.0f);
+  EXPECT_EQ(code_map("mxfp6_e2m3").e3m2_unit, 0.0f);
+  EXPECT_EQ(code_map("bfp6_b16").e3m2_unit, 0.0f);
+  auto v = e3m2.fvalue;
+  for (int c = 0; c < 64; ++c) v[static_cast<std::size_t>(c)] *= 4.0f;  // bias 1
+  EXPECT_EQ(lowbit::detail::e3m2_half_unit(v), 16384.0f);
+  v = e3m2.fvalue;
+  v[1] = 0.0f;  // no subnormals
+  EXPECT_EQ(lowbit::detail::e3m2_half_unit(v), 0.0f);
+  v = e3m2.fvalue;
+  v[31] = std::numeric_limits<float>::infinity();  // IEEE-like specials
+  EXPECT_EQ(lowbit::detail::e3m2_half_unit(v), 0.0f);
+  v = e3m2.fvalue;
+  v[32] = 0.0f;  // -0 as +0: a bit differs
+  EXPECT_EQ(lowbit::detail::e3m2_half_unit(v), 0.0f);
+  for (int c = 0; c < 64; ++c) v[static_cast<std::size_t>(c)] = e3m2.fvalue[static_cast<std::size_t>(c)] * 3.0f;
+  EXPECT_EQ(lowbit::detail::e3m2_half_unit(v), 0.0f);  // not a power of two
 }
 
 TEST(PanelMatrix, IntegerElementClassification) {

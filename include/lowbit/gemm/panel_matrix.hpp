@@ -59,6 +59,7 @@ struct PanelCodeMap {
   bool identity8 = false;
   bool fvalue_is_e4m3 = false;  // 8-bit codes with E4M3's values (the float kernels decode them)
   bool fvalue_is_e5m2 = false;  // 8-bit codes with E5M2's values
+  float e3m2_unit = 0.0f;       // 6-bit codes with E3M2's values, any bias (e3m2_half_unit)
   int ivalue_min = 0, ivalue_span = 255;  // over the integer values of the codes
   std::uint32_t zero_code = 0;
   std::array<std::int8_t, 256> ivalue{};
@@ -73,6 +74,20 @@ inline bool values_are_e5m2(const std::array<float, 256>& v) {
     if (std::isnan(h) ? !std::isnan(v[c]) : std::bit_cast<std::uint32_t>(h) != std::bit_cast<std::uint32_t>(v[c])) return false;
   }
   return true;
+}
+
+// When the 64 values are E3M2's of some bias, bit for bit, each the binary16 of
+// e3m2_half_top(c) times one power of two: that power, so a kernel may convert the codes as
+// fp16 and multiply in place of looking them up; else 0 (other values, Inf or NaN codes).
+inline float e3m2_half_unit(const std::array<float, 256>& v) {
+  const float unit = v[4] / static_cast<float>(FP16::decode(4u << 8));  // code 4: exponent 1, mantissa 0
+  int e = 0;
+  if (!(unit > 0.0f) || !std::isfinite(unit) || std::frexp(unit, &e) != 0.5f) return 0.0f;
+  for (std::uint32_t c = 0; c < 64; ++c) {
+    const float h = static_cast<float>(FP16::decode(kernels::e3m2_half_top(c) << 8)) * unit;
+    if (std::bit_cast<std::uint32_t>(h) != std::bit_cast<std::uint32_t>(v[c])) return 0.0f;
+  }
+  return unit;
 }
 
 template <class E>
@@ -93,6 +108,7 @@ PanelCodeMap make_panel_code_map(const BlockFormat<E>& f) {
   require(have_zero, "PanelMatrix", "the element has no code for zero (needed to pad K to a multiple of 8)");
   m.fvalue_is_e4m3 = m.bits == 8 && kernels::table_is_e4m3(m.fvalue.data(), false, 1.0f, 1.0f);
   m.fvalue_is_e5m2 = m.bits == 8 && values_are_e5m2(m.fvalue);
+  if (m.bits == 6) m.e3m2_unit = e3m2_half_unit(m.fvalue);
   if (!finite) return m;
   for (int u = 0; u <= 24 && !m.integer; ++u) {
     bool ok = true;
@@ -286,6 +302,7 @@ class PanelMatrix {
     a.integer_codes = map_.integer && map_.bits != 8;
     a.fvalue_is_e4m3 = map_.fvalue_is_e4m3;
     a.fvalue_is_e5m2 = map_.fvalue_is_e5m2;
+    a.e3m2_unit = map_.e3m2_unit;
     a.ivalue_min = map_.ivalue_min;
     a.ivalue_span = map_.ivalue_span;
     a.code_unit = std::ldexp(1.0f, -map_.unit_exp);

@@ -81,6 +81,11 @@ inline bool table_is_e4m3(const float* table, bool has_tensor_scale, float tenso
   return true;
 }
 
+// The top byte of the binary16 that holds 6-bit code c's E3M2 bits (s.eee.mm): the sign to bit
+// 7, the rest to bits 4-0, so that the exponent fills the low bits of binary16's and the
+// mantissa its top: the binary16's value is the E3M2 value times 2^(bias - 15), subnormals too.
+constexpr std::uint32_t e3m2_half_top(std::uint32_t c) { return (c & 0x1Fu) | (c & 0x20u) << 2; }
+
 // One panel: rows [r0, r0 + rows) of W, codes and scales as laid out by PanelMatrix.
 struct PanelArgs {
   const std::uint8_t* codes = nullptr;   // padded_cols / 8 octets of rows * bits bytes each (6-bit: in pairs)
@@ -98,6 +103,7 @@ struct PanelArgs {
   float code_unit = 1.0f;                // identity8 and integer_codes: 2^-u, the unit of the integer values
   bool fvalue_is_e4m3 = false;           // 8-bit codes whose fvalue are E4M3's (table_is_e4m3)
   bool fvalue_is_e5m2 = false;           // 8-bit codes whose fvalue are E5M2's: fp16 with the code as top byte
+  float e3m2_unit = 0.0f;                // 6-bit codes whose fvalue are E3M2's: fp16 of e3m2_half_top(c) times this; else 0
 };
 
 // Activation rows quantised to int8 per block along K (integer kernels).

@@ -427,9 +427,11 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
 // How codes become floats besides 4-bit tables. Integer: int8 values times code_unit (8-bit
 // codes that are their own values; 4- and 6-bit integer codes after Int8Weights' byte tables). E4M3:
 // the 32 bytes hold no NaN code (checked per load), converted through fp16; E4M3Nan: some do.
-// E5M2: converted as the top byte of an fp16. Gather: a table lookup per lane (any other 6- or 8-bit codes). Tile:
-// any codes, decoded beforehand into a tile of floats (decoded_half_tile).
-enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, Gather, Tile };
+// E5M2: converted as the top byte of an fp16. E3M2 (6-bit codes, w.e3m2_unit set): their bits
+// moved into an fp16's (e3m2_half_top), converted, times e3m2_unit; in a decoded tile they take
+// Gather. Gather: a table lookup per lane (any other 6- or 8-bit codes). Tile: any codes,
+// decoded beforehand into a tile of floats (decoded_half_tile).
+enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, E3M2, Gather, Tile };
 
 // Byte J of each 32-bit lane as the top byte of the 16-bit lane of its row, rows 0-7 in the
 // low 128 bits.
@@ -447,15 +449,13 @@ LOWBIT_ALWAYS_INLINE __m256 e5m2_column(__m256i v) {
   return _mm256_cvtph_ps(_mm256_castsi256_si128(column_top_bytes<J>(v)));
 }
 
-// Eight E4M3 values from their binary16s times 2^-8 (e4m3_as_half): both steps exact.
-LOWBIT_ALWAYS_INLINE __m256 e4m3_from_half(__m128i h) { return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f)); }
-
 // Column J's E4M3 codes (no NaN code among them) through binary16 (e4m3_as_half), then times
 // 2^8: both steps exact. Six instructions for 8 values, where E4M3Values::finite takes ten
 // after its own two to isolate the column.
 template <int J>
 LOWBIT_ALWAYS_INLINE __m256 e4m3_column(__m256i v) {
-  return e4m3_from_half(_mm256_castsi256_si128(e4m3_as_half(column_top_bytes<J>(v))));
+  const __m128i h = _mm256_castsi256_si128(e4m3_as_half(column_top_bytes<J>(v)));
+  return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
 }
 
 // What the float kernel decodes with, set up once per call.
@@ -586,6 +586,23 @@ inline void half_float_nr(const PanelArgs& w, const float* scales, const float* 
   for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
 }
 
+// 32 top bytes of fp16s (E4M3 codes: the codes, made fp16s by e4m3_as_half) in stored order,
+// 8 rows x 4 columns, as floats times `unit` (E5M2: none), 16 at a time: wv[j] holds rows 2j
+// and 2j + 1, as in decode_row_pairs.
+template <Decode8 D8>
+LOWBIT_ALWAYS_INLINE void top_byte_row_pairs(__m256i v, float unit, __m256 (&wv)[4]) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i t[2] = {_mm256_unpacklo_epi8(zero, v), _mm256_unpackhi_epi8(zero, v)};  // rows 0, 1 | 4, 5 and 2, 3 | 6, 7
+  // t[i]'s low half: rows 2i, 2i + 1; its high half: rows 2i + 4, 2i + 5
+  for (int i = 0; i < 2; ++i) {
+    if constexpr (D8 == Decode8::E4M3) t[i] = e4m3_as_half(t[i]);
+    wv[i] = _mm256_cvtph_ps(_mm256_castsi256_si128(t[i]));
+    wv[i + 2] = _mm256_cvtph_ps(_mm256_extracti128_si256(t[i], 1));
+  }
+  if constexpr (D8 != Decode8::E5M2)
+    for (int j = 0; j < 4; ++j) wv[j] = _mm256_mul_ps(wv[j], _mm256_set1_ps(unit));
+}
+
 // 8-bit codes (Integer, E4M3 and E5M2 decoding) in their stored order: 32 bytes of a half hold
 // 8 rows x 4 columns, row by row, so each 8 of them, two rows x four columns, become floats
 // with no column picked out: wv[j] holds rows 2j and 2j + 1. E4M3 and E5M2 codes go into the
@@ -605,25 +622,28 @@ LOWBIT_ALWAYS_INLINE void decode_row_pairs(const std::uint8_t* p, const PanelArg
     for (int j = 0; j < 4; ++j) wv[j] = fc.e4m3(_mm256_cvtepu8_epi32(load8(j)));
   } else {
     static_assert(D8 == Decode8::E4M3 || D8 == Decode8::E5M2);
-    const __m256i v = load256(p), zero = _mm256_setzero_si256();
+    const __m256i v = load256(p);
     if constexpr (D8 == Decode8::E4M3) {  // a NaN code among the 32: E4M3Values
       const __m256i nan = _mm256_set1_epi8(0x7F);
       if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(v, nan), nan))) [[unlikely]]
         return decode_row_pairs<Decode8::E4M3Nan>(p, w, fc, wv);
     }
-    __m256i t[2] = {_mm256_unpacklo_epi8(zero, v), _mm256_unpackhi_epi8(zero, v)};  // rows 0, 1 | 4, 5 and 2, 3 | 6, 7
-    // t[i]'s low half: rows 2i, 2i + 1; its high half: rows 2i + 4, 2i + 5
-    for (int i = 0; i < 2; ++i) {
-      if constexpr (D8 == Decode8::E4M3) {
-        t[i] = e4m3_as_half(t[i]);
-        wv[i] = e4m3_from_half(_mm256_castsi256_si128(t[i]));
-        wv[i + 2] = e4m3_from_half(_mm256_extracti128_si256(t[i], 1));
-      } else {
-        wv[i] = _mm256_cvtph_ps(_mm256_castsi256_si128(t[i]));
-        wv[i + 2] = _mm256_cvtph_ps(_mm256_extracti128_si256(t[i], 1));
-      }
-    }
+    top_byte_row_pairs<D8>(v, 256.0f, wv);  // E4M3: the fp16 is the value times 2^-8
   }
+}
+
+// 6-bit E3M2 codes (w.e3m2_unit) of columns 8o + 4T .. 8o + 4T + 3 in their stored order, as
+// fp16 top bytes (e3m2_half_top: the low nibble as it is, high bit 4 to bit 4, sign bit 5 to
+// bit 7), then as 8-bit codes: wv[j] holds rows 2j and 2j + 1. Byte j of a row's 32 bits
+// holds the low nibbles of columns j and 4 + j, and the high bits of column 4T + j sit at bits
+// 0-1 of byte j of the pair's high-bit word shifted by panel_high_shift.
+template <int T>
+LOWBIT_ALWAYS_INLINE void decode_e3m2_row_pairs(__m256i v, __m256i high, int odd, float unit, __m256 (&wv)[4]) {
+  const __m256i hi = _mm256_srl_epi32(high, _mm_cvtsi32_si128(panel_high_shift(odd, T)));
+  const __m256i nib = _mm256_and_si256(T == 0 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
+  const __m256i b4 = _mm256_slli_epi16(_mm256_and_si256(hi, _mm256_set1_epi8(1)), 4);
+  const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(hi, _mm256_set1_epi8(2)), 6);
+  top_byte_row_pairs<Decode8::E3M2>(_mm256_or_si256(nib, _mm256_or_si256(b4, sign)), unit, wv);
 }
 
 // 4-bit codes with any float values (NF4 and other codebooks) in their stored order: 32 bytes
@@ -647,13 +667,22 @@ LOWBIT_ALWAYS_INLINE void decode_nibble_row_pairs(const std::uint8_t* p, const F
   wv[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(hi01, hi23));
 }
 
-// Columns 8o + 4T .. 8o + 4T + 3 of a half as four registers of two rows each: 8-bit codes
-// rows 2j and 2j + 1 in wv[j], 4-bit ones rows j and j + 4.
+// Columns 8o + 4T .. 8o + 4T + 3 of a half as four registers of two rows each: 8- and 6-bit
+// codes rows 2j and 2j + 1 in wv[j], 4-bit ones rows j and j + 4.
 template <int BITS, Decode8 D8, int T>
 LOWBIT_ALWAYS_INLINE void decode_row_quad(const PanelArgs& w, const FloatCodes& fc, HalfLoader& ld, std::int64_t o,
                                           __m256 (&wv)[4]) {
-  if constexpr (BITS == 4) decode_nibble_row_pairs<T>(ld.get(w.codes + o * w.rows * 4, 4), fc, wv);
-  else decode_row_pairs<D8>(ld.get(w.codes + o * w.rows * 8 + T * w.rows * 4, 4), w, fc, wv);
+  if constexpr (BITS == 4) {
+    decode_nibble_row_pairs<T>(ld.get(w.codes + o * w.rows * 4, 4), fc, wv);
+  } else if constexpr (BITS == 6) {
+    static_assert(D8 == Decode8::E3M2);
+    const std::uint8_t* pair = w.codes + (o >> 1) * w.rows * 12;
+    const int odd = static_cast<int>(o & 1);
+    const __m256i v = load256(ld.get(pair + odd * w.rows * 4, 4));  // loaded before the next get() reuses its buffer
+    decode_e3m2_row_pairs<T>(v, load256(ld.get(pair + w.rows * 8, 4)), odd, w.e3m2_unit, wv);
+  } else {
+    decode_row_pairs<D8>(ld.get(w.codes + o * w.rows * 8 + T * w.rows * 4, 4), w, fc, wv);
+  }
 }
 
 // half_float_nr for codes in their stored order (decode_row_quad), over HALVES halves
@@ -662,8 +691,8 @@ LOWBIT_ALWAYS_INLINE void decode_row_quad(const PanelArgs& w, const FloatCodes& 
 // activation load serves 16 rows). The partial sums p[n][c] of a register's two rows sit in
 // its lanes, one row's four then the other's, and take the same products in the same order
 // (column c, then c + 4, octet by octet), so the bits are the same. Two rounds of vhaddps then
-// add them as (p0 + p1) + (p2 + p3), and for 8-bit codes one vpermps puts the rows back in
-// order. Weights and activations are both read in stored order: no vpshufb, vpermq or
+// add them as (p0 + p1) + (p2 + p3), and for 8- and 6-bit codes one vpermps puts the rows back
+// in order. Weights and activations are both read in stored order: no vpshufb, vpermq or
 // broadcast per column.
 template <int NR, int HALVES, int BITS, Decode8 D8>
 inline void float_row_pairs(const PanelArgs& w, const float* const* scales, const FloatActArgs& a, std::int64_t n0, int h0,
@@ -674,7 +703,7 @@ inline void float_row_pairs(const PanelArgs& w, const float* const* scales, cons
   const float* x[NR];
   for (int n = 0; n < NR; ++n) x[n] = a.x + (n0 + n) * w.padded_cols;
   const FloatCodes fc(w);
-  const __m256i row_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // 8-bit codes' rows after vhaddps
+  const __m256i row_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // 8- and 6-bit codes' rows after vhaddps
   __m256 y[NR][HALVES];
   for (int n = 0; n < NR; ++n)
     for (int i = 0; i < HALVES; ++i) y[n][i] = _mm256_setzero_ps();
@@ -702,7 +731,7 @@ inline void float_row_pairs(const PanelArgs& w, const float* const* scales, cons
       const __m256 ws = _mm256_loadu_ps(scales[i] + blk * 8);
       for (int n = 0; n < NR; ++n) {
         __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(p[n][i][0], p[n][i][1]), _mm256_hadd_ps(p[n][i][2], p[n][i][3]));
-        if constexpr (BITS == 8) b = _mm256_permutevar8x32_ps(b, row_order);
+        if constexpr (BITS != 4) b = _mm256_permutevar8x32_ps(b, row_order);
         y[n][i] = _mm256_fmadd_ps(b, ws, y[n][i]);
       }
     }
@@ -761,7 +790,8 @@ struct HalfInt {
 template <int BITS, Decode8 D8>
 struct HalfFloat {
   static constexpr bool kRowPairs =
-      (BITS == 8 && (D8 == Decode8::Integer || D8 == Decode8::E4M3 || D8 == Decode8::E5M2)) || (BITS == 4 && D8 == Decode8::None);
+      (BITS == 8 && (D8 == Decode8::Integer || D8 == Decode8::E4M3 || D8 == Decode8::E5M2)) || (BITS == 4 && D8 == Decode8::None) ||
+      (BITS == 6 && D8 == Decode8::E3M2);
   struct Half {
     const float* scales;
     const float* tile;  // null: decode in the loop
@@ -985,6 +1015,7 @@ inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t 
   };
   if (w.bits == 4) return row_pairs.template operator()<4, Decode8::None>();
   if (w.bits == 6 && w.integer_codes) return run_halves<HalfFloat<6, Decode8::Integer>::Rows>(w, a, n0, nr, out);
+  if (w.bits == 6 && w.e3m2_unit != 0.0f) return row_pairs.template operator()<6, Decode8::E3M2>();
   if (w.bits == 6) return run_halves<HalfFloat<6, Decode8::Gather>::Rows>(w, a, n0, nr, out);
   if (w.identity8) return row_pairs.template operator()<8, Decode8::Integer>();
   if (w.fvalue_is_e4m3) return row_pairs.template operator()<8, Decode8::E4M3>();
