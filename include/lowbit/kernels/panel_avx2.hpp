@@ -6,12 +6,13 @@
 // int8). With AVX-VNNI, vpdpbusd on unsigned weights as on the AVX-512 path. One activation
 // row against a full panel with 16- or 32-column blocks has kernels of its own for every
 // integer width, which decode the block scales in their loop. The float kernel
-// decodes 4- and 6-bit integer codes through vpshufb byte tables, E4M3 and E5M2 codes through
-// fp16 (F16C), and gathers only other 6- and 8-bit codes; up to 7 activation rows, it reads
-// 8-bit integer, E4M3 and E5M2 codes and other 4-bit codes (NF4: their floats from four
-// vpshufb byte tables) in their stored order, two rows by four columns per register
-// (float_row_pairs); from 8 activation rows on, it decodes each half panel once, into a tile
-// of floats (other 4-bit codes there through two vpermps tables).
+// decodes 4- and 6-bit integer codes through vpshufb byte tables, E4M3, E5M2 and 6-bit E3M2
+// codes through fp16 (F16C), and gathers only other 6- and 8-bit codes; up to 7 activation
+// rows, it reads 8-bit integer, E4M3 and E5M2 codes, E3M2 codes and other 4-bit codes (NF4:
+// their floats from four vpshufb byte tables) in their stored order, two rows by four columns
+// per register (float_row_pairs); from 8 activation rows on, it decodes each half panel once,
+// into a tile of floats (other 4-bit codes there through two vpermps tables, E3M2 ones
+// gathered).
 #pragma once
 
 #include <algorithm>
