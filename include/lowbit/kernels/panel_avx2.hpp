@@ -462,7 +462,7 @@ LOWBIT_ALWAYS_INLINE __m256 e4m3_column(__m256i v) {
 // What the float kernel decodes with, set up once per call.
 struct FloatCodes {
   __m256 lut0, lut1;   // 4-bit codes' values, two vpermps tables
-  __m256i planes[4];   // 4-bit codes' values, byte k of each in vpshufb table k (decode_row_pairs)
+  __m256i planes[4];   // 4-bit codes' values, byte k of each in vpshufb table k (decode_nibble_row_pairs)
   E4M3Values e4m3;     // 8-bit codes with E4M3's values
   Int8Weights int8;    // 4- and 6-bit integer codes' int8 values
   explicit FloatCodes(const PanelArgs& w)
