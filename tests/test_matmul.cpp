@@ -308,7 +308,7 @@ TEST(PanelMatmul, OneRowInt16SumsNeverWrap) {
 
 // Block scales at the ends of their range (E8M0 codes 0, 1 and 2, whose products with the
 // element unit are subnormal; 254; 255 = NaN) next to ordinary ones: every path gives the
-// scalar path's bits, NaN rows included, at N = 1 (the one-row kernels) and N = 3.
+// scalar path's bits, NaN rows included, at N = 1 (the one-row kernels), 3 and 8.
 // E8M0 scales at their extremes (0, 1, 2, 254, NaN); NVFP4's E4M3 block scales and MXFP8's
 // E4M3 and E5M2 elements take every one of their 256 codes (zeros, subnormals, both signs, Inf,
 // NaN), which the AVX-512 and AVX2 kernels decode arithmetically instead of from the scalar
@@ -350,7 +350,7 @@ TEST(PanelMatmul, ExtremeAndNaNBlockScalesMatchScalar) {
             EXPECT_EQ(pw.panel(0, false).fvalue_is_e4m3, e4m3_elements);
             EXPECT_EQ(pw.panel(0, false).fvalue_is_e5m2, e5m2_elements);
             EXPECT_EQ(pw.panel(0, false).integer_codes, name == "mxfp4" || name == "mxfp6_e2m3" || name == "nvfp4");
-            for (std::int64_t n : {1, 3})
+            for (std::int64_t n : {1, 3, 8})  // 8: the AVX2 float kernel's decoded tile
               for (const char* act : {"mxint8", ""}) {
                 const auto xv = random_matrix(n, k, 72, 1.0f);
                 lowbit::MatmulOptions opt;

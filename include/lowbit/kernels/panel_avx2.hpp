@@ -11,8 +11,7 @@
 // rows, it reads 8-bit integer, E4M3 and E5M2 codes, E3M2 codes and other 4-bit codes (NF4:
 // their floats from four vpshufb byte tables) in their stored order, two rows by four columns
 // per register (float_row_pairs); from 8 activation rows on, it decodes each half panel once,
-// into a tile of floats (other 4-bit codes there through two vpermps tables, E3M2 ones
-// gathered).
+// into a tile of floats (other 4-bit codes there through two vpermps tables).
 #pragma once
 
 #include <algorithm>
@@ -429,8 +428,7 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
 // codes that are their own values; 4- and 6-bit integer codes after Int8Weights' byte tables). E4M3:
 // the 32 bytes hold no NaN code (checked per load), converted through fp16; E4M3Nan: some do.
 // E5M2: converted as the top byte of an fp16. E3M2 (6-bit codes, w.e3m2_unit set): their bits
-// moved into an fp16's (e3m2_half_top), converted, times e3m2_unit; in a decoded tile they take
-// Gather. Gather: a table lookup per lane (any other 6- or 8-bit codes). Tile: any codes,
+// moved into an fp16's (e3m2_half_top), converted, times e3m2_unit. Gather: a table lookup per lane (any other 6- or 8-bit codes). Tile: any codes,
 // decoded beforehand into a tile of floats (decoded_half_tile).
 enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, E3M2, Gather, Tile };
 
@@ -486,12 +484,19 @@ template <int BITS, Decode8 D8, int H, int J>
 LOWBIT_ALWAYS_INLINE __m256 decode_column(__m256i v, const PanelArgs& w, const FloatCodes& fc, __m256i hi6) {
   if constexpr (BITS == 4)
     return lookup16(fc.lut0, fc.lut1, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)));
-  else if constexpr (BITS == 6)
-    return _mm256_i32gather_ps(
-        w.fvalue,
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)),
-                        _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hi6, 8 * J), _mm256_set1_epi32(3)), 4)),
-        4);
+  else if constexpr (BITS == 6) {
+    const __m256i c = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)),
+                                      _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hi6, 8 * J), _mm256_set1_epi32(3)), 4));
+    if constexpr (D8 == Decode8::E3M2) {  // e3m2_half_top(c) << 8 in 16-bit lanes, then as in top_byte_row_pairs
+      const __m256i top = _mm256_or_si256(_mm256_and_si256(c, _mm256_set1_epi32(0x1F)),
+                                          _mm256_slli_epi32(_mm256_and_si256(c, _mm256_set1_epi32(0x20)), 2));
+      const __m256i h = _mm256_slli_epi32(top, 8);
+      const __m256i h16 = _mm256_permute4x64_epi64(_mm256_packus_epi32(h, h), 0x08);  // rows 0-3, then 4-7
+      return _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h16)), _mm256_set1_ps(w.e3m2_unit));
+    } else {
+      return _mm256_i32gather_ps(w.fvalue, c, 4);
+    }
+  }
   else if constexpr (D8 == Decode8::Integer)
     return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * J), 24)), _mm256_set1_ps(w.code_unit));
   else if constexpr (D8 == Decode8::E4M3)
