@@ -1,12 +1,14 @@
 # The two commands of README.md. Each installs what is missing, configures and builds.
 #   make demo   build and run the demo (every standard format on a sample weight tensor)
-#   make test   build everything with g++ and clang++-14 (warnings are errors) and run the tests,
-#               then the sanitizer builds and a bounded run of every fuzz target
+#   make test   build everything with g++ and all but the benchmarks with clang++-14 (warnings
+#               are errors) and run the tests, then the sanitizer builds (ASan runs one of the
+#               four end-to-end evaluations; the others run in the g++ and clang stages) and a
+#               bounded run of every fuzz target
 # The parts run alone too: make test-gcc, test-clang, test-asan, test-tsan, fuzz.
 .PHONY: deps demo test test-gcc test-clang test-asan test-tsan fuzz clean
 
 # Seconds each fuzz target runs in `make test` (fuzz/README.md: running them longer).
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 10
 # The suites whose code runs on lowbit's thread pool: ThreadSanitizer runs these.
 TSAN_TESTS := test_parallel test_fake_quant test_simd_fake_quant test_matmul test_pack
 
