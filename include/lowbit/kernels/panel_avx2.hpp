@@ -234,13 +234,19 @@ struct Lookup64 {
 };
 
 // Octet o's six-bit codes from their low nibbles v and top-bit bytes hi (as laid out for this
-// octet's pair; odd = o & 1) as int8 values.
-LOWBIT_ALWAYS_INLINE void decode6_s8(const Lookup64& lut6, __m256i v, __m256i hi, int odd, __m256i (&wv)[2]) {
+// octet's pair; odd = o & 1), one per byte in stored order: c[g] holds columns 4g .. 4g + 3.
+LOWBIT_ALWAYS_INLINE void codes6_bytes(__m256i v, __m256i hi, int odd, __m256i (&c)[2]) {
   const __m256i low4 = _mm256_set1_epi8(0x0F), top = _mm256_set1_epi8(0x30);
   const __m256i h0 = odd ? hi : _mm256_slli_epi16(hi, 4);
   const __m256i h1 = odd ? _mm256_srli_epi16(hi, 2) : _mm256_slli_epi16(hi, 2);
-  wv[0] = lut6(_mm256_or_si256(_mm256_and_si256(v, low4), _mm256_and_si256(h0, top)));
-  wv[1] = lut6(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_and_si256(h1, top)));
+  c[0] = _mm256_or_si256(_mm256_and_si256(v, low4), _mm256_and_si256(h0, top));
+  c[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_and_si256(h1, top));
+}
+
+// The same codes as int8 values.
+LOWBIT_ALWAYS_INLINE void decode6_s8(const Lookup64& lut6, __m256i v, __m256i hi, int odd, __m256i (&wv)[2]) {
+  codes6_bytes(v, hi, odd, wv);
+  for (__m256i& c : wv) c = lut6(c);
 }
 
 inline __m256i load256(const std::uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
@@ -638,18 +644,16 @@ LOWBIT_ALWAYS_INLINE void decode_row_pairs(const std::uint8_t* p, const PanelArg
   }
 }
 
-// 6-bit E3M2 codes (w.e3m2_unit) of columns 8o + 4T .. 8o + 4T + 3 in their stored order, as
-// fp16 top bytes (e3m2_half_top: the low nibble as it is, high bit 4 to bit 4, sign bit 5 to
-// bit 7), then as 8-bit codes: wv[j] holds rows 2j and 2j + 1. Byte j of a row's 32 bits
-// holds the low nibbles of columns j and 4 + j, and the high bits of column 4T + j sit at bits
-// 0-1 of byte j of the pair's high-bit word shifted by panel_high_shift.
+// 6-bit E3M2 codes (w.e3m2_unit) of columns 8o + 4T .. 8o + 4T + 3 in their stored order
+// (codes6_bytes), as fp16 top bytes (e3m2_half_top: the sign, bit 5, to bit 7), then as 8-bit
+// codes: wv[j] holds rows 2j and 2j + 1.
 template <int T>
 LOWBIT_ALWAYS_INLINE void decode_e3m2_row_pairs(__m256i v, __m256i high, int odd, float unit, __m256 (&wv)[4]) {
-  const __m256i hi = _mm256_srl_epi32(high, _mm_cvtsi32_si128(panel_high_shift(odd, T)));
-  const __m256i nib = _mm256_and_si256(T == 0 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
-  const __m256i b4 = _mm256_slli_epi16(_mm256_and_si256(hi, _mm256_set1_epi8(1)), 4);
-  const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(hi, _mm256_set1_epi8(2)), 6);
-  top_byte_row_pairs<Decode8::E3M2>(_mm256_or_si256(nib, _mm256_or_si256(b4, sign)), unit, wv);
+  __m256i c[2];
+  codes6_bytes(v, high, odd, c);
+  const __m256i top = _mm256_or_si256(_mm256_and_si256(c[T], _mm256_set1_epi8(0x1F)),
+                                      _mm256_and_si256(_mm256_slli_epi16(c[T], 2), _mm256_set1_epi8(-128)));
+  top_byte_row_pairs<Decode8::E3M2>(top, unit, wv);
 }
 
 // 4-bit codes with any float values (NF4 and other codebooks) in their stored order: 32 bytes
