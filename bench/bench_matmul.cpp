@@ -200,7 +200,9 @@ void register_format(const F& f, const Entry& e) {
       reg(act, tall, 1, SimdPath::AVX512, true, t);
       reg(act, tall, 512, SimdPath::AVX512, false, t);
     }
-  // AVX2: N = 1 from DRAM (1 and 2 threads) and from cache (the L3 share), N = 32 from cache
+  // AVX2: N = 1 from DRAM (1 and 2 threads) and from cache (the L3 share), N = 32 from cache,
+  // N = 512 (prefill) from cache against Eigen's N = 512
+  for (int t : {1, 2}) reg(e.act, square, 512, SimdPath::AVX2, false, t);
   for (std::int64_t n : {1, 32}) {
     reg(e.act, square, n, SimdPath::AVX2, n == 1, 1);
     reg(e.act, square, n, SimdPath::AVX2, n == 1, 1, false);
