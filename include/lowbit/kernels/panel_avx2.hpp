@@ -541,7 +541,14 @@ LOWBIT_ALWAYS_INLINE void decode_octet(const PanelArgs& w, const FloatCodes& fc,
   const int rows = w.rows;
   if constexpr (D8 == Decode8::Tile) {
     [&]<int... C>(std::integer_sequence<int, C...>) {
-      (f.template operator()<C>(_mm256_loadu_ps(tile + (8 * o + C) * 8)), ...);
+      const auto column = [&]<int J>() {
+        __m256 wv = _mm256_loadu_ps(tile + (8 * o + J) * 8);
+        // Held in a register: compilers fold the load into every row's vfmadd, which made
+        // the loads (one per row plus the activation broadcasts) the kernel's limit.
+        asm("" : "+x"(wv));
+        f.template operator()<J>(wv);
+      };
+      (column.template operator()<C>(), ...);
     }(std::make_integer_sequence<int, 8>{});
   } else if constexpr (D8 == Decode8::Integer && BITS != 8) {
     __m256i wv[2];
@@ -780,7 +787,8 @@ inline void run_halves(const PanelArgs& w, const Act& a, std::int64_t n0, int nr
     PanelOut o = out;
     int left = nr;
     constexpr int G = K<1>::kGroupRows;
-    for (; left >= G; left -= G, m += G, o.y += G * o.stride) K<G>::run(w, half, a, m, h, o);
+    if (K<1>::grouped(half))
+      for (; left >= G; left -= G, m += G, o.y += G * o.stride) K<G>::run(w, half, a, m, h, o);
     if constexpr (G > 2)
       for (; left >= 2; left -= 2, m += 2, o.y += 2 * o.stride) K<2>::run(w, half, a, m, h, o);
     if (left == 1) K<1>::run(w, half, a, m, h, o);
@@ -790,6 +798,7 @@ inline void run_halves(const PanelArgs& w, const Act& a, std::int64_t n0, int nr
 // The integer kernels' half context: the block scales.
 struct HalfScales {
   static const float* half(const PanelArgs& w, int h, int) { return decoded_half_scales(w, h); }
+  static bool grouped(const float*) { return true; }
 };
 
 template <class Dot>
@@ -797,7 +806,7 @@ struct HalfInt {
   template <int NR>
   struct Rows : HalfScales {
     // Six rows share each octet's decode: 6 int32 sums and 6 float totals stay in registers
-    // (pairs: 50-90 GFLOP/s at N = 32 on a Zen 3 core, 1.2-1.5x; eight spilled and lost).
+    // (1.3-1.8x pairs at N = 32 on a Zen 3 core; eight spilled and lost).
     static constexpr int kGroupRows = 6;
     static void run(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
       half_int_nr<NR, Dot>(w, scales, a, n0, h, o);
@@ -815,13 +824,16 @@ struct HalfFloat {
   };
   template <int NR>
   struct Rows {
-    // four partial sums a row (the scalar path's order): two rows fill half the registers
-    static constexpr int kGroupRows = 2;
+    // Four partial sums a row (the scalar path's order): three rows over a decoded tile (12
+    // registers, 1.2x pairs at N = 32), pairs where the codes are decoded in the loop.
+    static constexpr int kGroupRows = 3;
+    static bool grouped(const Half& half) { return half.tile != nullptr; }
     static Half half(const PanelArgs& w, int h, int nr) {
       return {decoded_half_scales(w, h), nr >= kTileRows ? decoded_half_tile<BITS, D8>(w, h) : nullptr};
     }
     static void run(const PanelArgs& w, const Half& half, const FloatActArgs& a, std::int64_t n0, int h, PanelOut o) {
-      if (half.tile) half_float_nr<NR, 8, Decode8::Tile>(w, half.scales, half.tile, a, n0, h, o);
+      if constexpr (NR > 2) half_float_nr<NR, 8, Decode8::Tile>(w, half.scales, half.tile, a, n0, h, o);  // grouped()
+      else if (half.tile) half_float_nr<NR, 8, Decode8::Tile>(w, half.scales, half.tile, a, n0, h, o);
       else if constexpr (kRowPairs) float_row_pairs<NR, 1, BITS, D8>(w, &half.scales, a, n0, h, o);
       else half_float_nr<NR, BITS, D8>(w, half.scales, nullptr, a, n0, h, o);
     }
