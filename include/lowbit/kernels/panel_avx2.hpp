@@ -431,10 +431,11 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
 // index J a constant, so the partial sums p[n][J] stay in registers.
 //
 // How codes become floats besides 4-bit tables. Integer: int8 values times code_unit (8-bit
-// codes that are their own values; 4- and 6-bit integer codes after Int8Weights' byte tables). E4M3:
-// the 32 bytes hold no NaN code (checked per load), converted through fp16; E4M3Nan: some do.
-// E5M2: converted as the top byte of an fp16. E3M2 (6-bit codes, w.e3m2_unit set): their bits
-// moved into an fp16's (e3m2_half_top), converted, times e3m2_unit. Gather: a table lookup per lane (any other 6- or 8-bit codes). Tile: any codes,
+// codes that are their own values; 4- and 6-bit integer codes after Int8Weights' byte
+// tables). E4M3: the 32 bytes hold no NaN code (checked per load), converted through fp16;
+// E4M3Nan: some do. E5M2: converted as the top byte of an fp16. E3M2 (6-bit codes,
+// w.e3m2_unit set): their bits moved into an fp16's (e3m2_half_top), converted, times
+// e3m2_unit. Gather: a table lookup per lane (any other 6- or 8-bit codes). Tile: any codes,
 // decoded beforehand into a tile of floats (decoded_half_tile).
 enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, E3M2, Gather, Tile };
 
@@ -832,7 +833,7 @@ struct HalfFloat {
       return {decoded_half_scales(w, h), nr >= kTileRows ? decoded_half_tile<BITS, D8>(w, h) : nullptr};
     }
     static void run(const PanelArgs& w, const Half& half, const FloatActArgs& a, std::int64_t n0, int h, PanelOut o) {
-      if constexpr (NR > 2) half_float_nr<NR, 8, Decode8::Tile>(w, half.scales, half.tile, a, n0, h, o);  // grouped()
+      if constexpr (NR > 2) half_float_nr<NR, 8, Decode8::Tile>(w, half.scales, half.tile, a, n0, h, o);  // only over a tile
       else if (half.tile) half_float_nr<NR, 8, Decode8::Tile>(w, half.scales, half.tile, a, n0, h, o);
       else if constexpr (kRowPairs) float_row_pairs<NR, 1, BITS, D8>(w, &half.scales, a, n0, h, o);
       else half_float_nr<NR, BITS, D8>(w, half.scales, nullptr, a, n0, h, o);
@@ -1119,7 +1120,7 @@ inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntA
 
 template <int NR>
 struct HalfIntVnni : HalfScales {
-  static constexpr int kGroupRows = 2;  // four chains a row: two rows' fill the registers
+  static constexpr int kGroupRows = 2;  // four chains a row: two rows fill the registers
   static void run(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
     half_int_vnni_nr<NR>(w, scales, a, n0, h, o);
   }
