@@ -3,7 +3,7 @@
 //
 //   matmul/<format>/<mode>/M<m>K<k>/N<n>/<path>/<stream|cache>/threads:<t>
 //     mode   w (weight-only, float activations) or the activation format (weight + activation)
-//     stream cycles over enough copies of W to exceed the L3 (weights from DRAM); cache reuses one
+//     stream cycles over copies of W, 3x the L3 (sysconf) in all, so W comes from DRAM; cache reuses one
 //     path   scalar, avx2, avx512, or avx2_novnni: the AVX2 integer kernel without AVX-VNNI
 //   eigen_fp32/M<m>K<k>/N<n>/threads:<t>
 //   read/<dram|dram_noprefetch|l3>[_4k]/threads:<t>
@@ -18,6 +18,9 @@
 #include <Eigen/Core>
 #include <lowbit/kernels/target.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,7 +30,19 @@ namespace {
 using lowbit::MatrixRef;
 using lowbit::SimdPath;
 
-constexpr std::int64_t kStreamBytes = 96ll << 20;  // > 3x the 32 MiB L3
+// The last-level cache of this machine (sysconf; 32 MiB where it does not say).
+std::int64_t l3_bytes() {
+  static const std::int64_t bytes = [] {
+    const long b = ::sysconf(_SC_LEVEL3_CACHE_SIZE);
+    return b > 0 ? static_cast<std::int64_t>(b) : std::int64_t{32} << 20;
+  }();
+  return bytes;
+}
+// Bytes of weights a stream case cycles over: 3x the L3 (at least 96 MiB), so that every pass
+// reads its matrix from DRAM on any machine, whatever its cache.
+std::int64_t stream_bytes() { return std::max<std::int64_t>(96ll << 20, 3 * l3_bytes()); }
+// The DRAM read roof's buffer: 4x the L3, at least 512 MiB.
+std::int64_t dram_read_bytes() { return std::max<std::int64_t>(512ll << 20, 4 * l3_bytes()); }
 
 struct Shape {
   std::int64_t m, k;
@@ -63,7 +78,7 @@ void bench_panel(benchmark::State& st, const F& fmt, std::string act, Shape s, s
   lowbit::allow_avx_vnni(vnni);
   const auto& wv = weights(s.m * s.k);
   const auto first = lowbit::PanelMatrix<F>::pack(fmt, MatrixRef<const float>::row_major(wv.data(), s.m, s.k));
-  const std::int64_t copies = stream ? std::max<std::int64_t>(1, (kStreamBytes + static_cast<std::int64_t>(first.bytes()) - 1) /
+  const std::int64_t copies = stream ? std::max<std::int64_t>(1, (stream_bytes() + static_cast<std::int64_t>(first.bytes()) - 1) /
                                                                      static_cast<std::int64_t>(first.bytes()))
                                      : 1;
   std::vector<lowbit::PanelMatrix<F>> ws(static_cast<std::size_t>(copies), first);
@@ -236,10 +251,10 @@ const int kRegistered = [] {
     for (const bool huge : {true, false}) {
       const std::string pages = huge ? "" : "_4k";
       benchmark::RegisterBenchmark(("read/dram" + pages + "/threads:" + std::to_string(t)).c_str(),
-                                   [=](benchmark::State& st) { bench_read(st, 512ll << 20, t, huge, true); })
+                                   [=](benchmark::State& st) { bench_read(st, dram_read_bytes(), t, huge, true); })
           ->UseRealTime();
       benchmark::RegisterBenchmark(("read/dram_noprefetch" + pages + "/threads:" + std::to_string(t)).c_str(),
-                                   [=](benchmark::State& st) { bench_read(st, 512ll << 20, t, huge, false); })
+                                   [=](benchmark::State& st) { bench_read(st, dram_read_bytes(), t, huge, false); })
           ->UseRealTime();
       benchmark::RegisterBenchmark(("read/l3" + pages + "/threads:" + std::to_string(t)).c_str(),
                                    [=](benchmark::State& st) { bench_read(st, 8ll << 20, t, huge, false); })
