@@ -1063,10 +1063,16 @@ LOWBIT_TARGET_END
 // so the int32 dots are exact (no int16 saturation) and the float steps are the ones above.
 LOWBIT_TARGET_AVXVNNI_BEGIN
 
+// vpdpbusd chains per row: four (two per octet, octets in pairs) for one or two rows, where
+// vpdpbusd's latency, not its throughput, bounds a row's chains; two for more rows, which
+// have enough chains between them and need the registers.
+template <int NR>
+inline constexpr int kVnniChains = NR > 2 ? 2 : 4;
+
 // Octet o into chains C and C + 1 of each row (C a constant, so the chains stay in registers).
 template <int NR, int C>
 LOWBIT_ALWAYS_INLINE void vnni_octet(const PanelArgs& w, HalfLoader& ld, const Int8Weights& dec, const std::int8_t* const (&q)[NR],
-                       std::int64_t o, __m256i (&acc)[NR][4]) {
+                       std::int64_t o, __m256i (&acc)[NR][kVnniChains<NR>]) {
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   __m256i wv[2];
   dec.octet(w, ld, o, wv);
@@ -1094,22 +1100,22 @@ inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntA
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
     const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
-    // four chains per row (two per octet, octets in pairs): vpdpbusd's latency, not its
-    // throughput, bounds a row's single chain
-    __m256i acc[NR][4];
+    constexpr int A = kVnniChains<NR>;
+    __m256i acc[NR][A];
     for (int n = 0; n < NR; ++n)
-      for (int t = 0; t < 4; ++t) acc[n][t] = _mm256_setzero_si256();
+      for (int t = 0; t < A; ++t) acc[n][t] = _mm256_setzero_si256();
     std::int64_t o = k0 >> 3;
     const std::int64_t o1 = k1 >> 3;
     for (; o + 2 <= o1; o += 2) {
       vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
-      vnni_octet<NR, 2>(w, ld, dec, q, o + 1, acc);
+      vnni_octet<NR, A - 2>(w, ld, dec, q, o + 1, acc);
     }
     if (o < o1) vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
     const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
     for (int n = 0; n < NR; ++n) {
       const std::int64_t row = n0 + n;
-      const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(acc[n][0], acc[n][1]), _mm256_add_epi32(acc[n][2], acc[n][3]));
+      __m256i sum = _mm256_add_epi32(acc[n][0], acc[n][1]);
+      if constexpr (A == 4) sum = _mm256_add_epi32(sum, _mm256_add_epi32(acc[n][2], acc[n][3]));
       const __m256i dot = _mm256_sub_epi32(sum, _mm256_set1_epi32(a.sum128[row * a.granules + g]));
       const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + ab]));
       y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
@@ -1120,7 +1126,7 @@ inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntA
 
 template <int NR>
 struct HalfIntVnni : HalfScales {
-  static constexpr int kGroupRows = 2;  // four chains a row: two rows fill the registers
+  static constexpr int kGroupRows = 4;  // two chains a row: 8 sums and 4 totals in the 16 registers
   static void run(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
     half_int_vnni_nr<NR>(w, scales, a, n0, h, o);
   }
