@@ -4,8 +4,10 @@
 //   integer kernel (AVX512-VNNI): weights become u8 = w + 128 through a vpshufb table (4-bit)
 //     or an xor (8-bit), vpdpbusd multiplies them by four int8 activations broadcast to all
 //     lanes, and 128 * sum(q) per granule takes the offset back out: exact int32 dots.
-//   float kernel: codes become floats through vpermps (4-bit), a shift (8-bit integers) or a
-//     gather (other 8-bit elements), then FMAs with broadcast activations.
+//   float kernel: codes become floats through vpermps (4- and 6-bit), a shift (8-bit
+//     integers), bit moves (E4M3, E5M2) or a gather (other 8-bit elements), then FMAs with
+//     broadcast activations; from 8 or 16 activation rows on, into a tile of decoded columns
+//     that all the rows read.
 #pragma once
 
 #include <cmath>
@@ -194,34 +196,71 @@ struct FloatCodeTable {
   }
 };
 
-// Column k + J of the four in one 32-bit lane of v (bits 8J .. 8J+7, or the nibble at 8J + 4H
-// for 4-bit codes) times the activations, into partial sum J. A template, so that J is a
-// constant: the shifts are immediates and p[n][J] stays in a register.
-template <int NR, int BITS, Decode8 D8, int H, int J>
-inline void float_column(__m512 (&p)[NR][4], __m512i v, const PanelArgs& w, const FloatCodeTable<BITS>& lut,
-                         const float* const (&x)[NR], std::int64_t k, __m512i hi6 = _mm512_setzero_si512()) {
-  __m512 wv;
+// The 16 values of column 8o + 4H + J from one 32-bit lane of v per row (bits 8J .. 8J+7, or
+// the nibble at 8J + 4H for 4-bit codes). A template, so that H and J are constants and the
+// shifts immediates.
+template <int BITS, Decode8 D8, int H, int J>
+LOWBIT_ALWAYS_INLINE __m512 column_values(__m512i v, const PanelArgs& w, const FloatCodeTable<BITS>& lut, __m512i hi6) {
   if constexpr (BITS == 4)
-    wv = lut(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J + 4 * H), _mm512_set1_epi32(0xF)));
+    return lut(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J + 4 * H), _mm512_set1_epi32(0xF)));
   else if constexpr (BITS == 6)  // v: the low nibbles; hi6: the top bits already shifted to bits 0-1 of each byte
-    wv = lut(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J + 4 * H), _mm512_set1_epi32(0xF)),
-                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi6, 8 * J), _mm512_set1_epi32(3)), 4)));
+    return lut(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J + 4 * H), _mm512_set1_epi32(0xF)),
+                               _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi6, 8 * J), _mm512_set1_epi32(3)), 4)));
   else if constexpr (D8 == Decode8::Integer)
-    wv = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * J), 24)), _mm512_set1_ps(w.code_unit));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * J), 24)), _mm512_set1_ps(w.code_unit));
   else if constexpr (D8 == Decode8::E4M3)
-    wv = E4M3Values::finite(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)));
+    return E4M3Values::finite(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)));
   else if constexpr (D8 == Decode8::E4M3Nan)
-    wv = lut.e4m3(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)));
+    return lut.e4m3(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)));
   else if constexpr (D8 == Decode8::E5M2) {  // the code is the top byte of an fp16
     const __m512i at8 = J == 0 ? _mm512_slli_epi32(v, 8) : J == 1 ? v : _mm512_srli_epi32(v, 8 * J - 8);
-    wv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_and_si512(at8, _mm512_set1_epi32(0xFF00))));
-  }
-  else
-    wv = _mm512_i32gather_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)), w.fvalue, 4);
-  for (int n = 0; n < NR; ++n) p[n][J] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[n][k + 4 * H + J]), p[n][J]);
-  if constexpr (J < 3) float_column<NR, BITS, D8, H, J + 1>(p, v, w, lut, x, k, hi6);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_and_si512(at8, _mm512_set1_epi32(0xFF00))));
+  } else
+    return _mm512_i32gather_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)), w.fvalue, 4);
 }
 
+// The eight columns of octet o of the panel, in order: f.template operator()<C>(values) for
+// C = 0..7, the 16 rows' values of column 8o + C.
+template <int BITS, Decode8 D8, class F>
+LOWBIT_ALWAYS_INLINE void decode_float_octet(const PanelArgs& w, const FloatCodeTable<BITS>& lut, __mmask64 bm, std::int64_t o, F&& f) {
+  const int rows = w.rows;
+  const auto four = [&]<Decode8 D, int H>(__m512i v, __m512i hi6) {
+    f.template operator()<4 * H + 0>(column_values<BITS, D, H, 0>(v, w, lut, hi6));
+    f.template operator()<4 * H + 1>(column_values<BITS, D, H, 1>(v, w, lut, hi6));
+    f.template operator()<4 * H + 2>(column_values<BITS, D, H, 2>(v, w, lut, hi6));
+    f.template operator()<4 * H + 3>(column_values<BITS, D, H, 3>(v, w, lut, hi6));
+  };
+  const __m512i none = _mm512_setzero_si512();
+  _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * BITS + kPrefetchBytes), _MM_HINT_T1);
+  if constexpr (BITS == 8)
+    _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * 8 + 64 + kPrefetchBytes), _MM_HINT_T1);
+  if constexpr (BITS == 4) {
+    const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 4);
+    four.template operator()<D8, 0>(v, none);
+    four.template operator()<D8, 1>(v, none);
+  } else if constexpr (BITS == 6) {
+    const std::uint8_t* pair = w.codes + (o >> 1) * rows * 12;
+    const int odd = static_cast<int>(o & 1);
+    const __m512i v = _mm512_maskz_loadu_epi8(bm, pair + odd * rows * 4);
+    const __m512i hi = _mm512_maskz_loadu_epi8(bm, pair + rows * 8);
+    four.template operator()<D8, 0>(v, _mm512_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 0))));
+    four.template operator()<D8, 1>(v, _mm512_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 1))));
+  } else if constexpr (D8 == Decode8::E4M3) {
+    const __m512i nan = _mm512_set1_epi8(0x7F);
+    const auto half = [&]<int H>() {
+      const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + H * rows * 4);
+      if (_mm512_cmpeq_epi8_mask(_mm512_and_si512(v, nan), nan)) four.template operator()<Decode8::E4M3Nan, H>(v, none);
+      else four.template operator()<Decode8::E4M3, H>(v, none);
+    };
+    half.template operator()<0>();
+    half.template operator()<1>();
+  } else {
+    four.template operator()<D8, 0>(_mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8), none);
+    four.template operator()<D8, 1>(_mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + rows * 4), none);
+  }
+}
+
+// NR activation rows, the codes decoded in the loop (fewer rows than kTileRows<BITS>).
 template <int NR, int BITS, Decode8 D8>
 inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatActArgs& a, std::int64_t n0, PanelOut out) {
   const int rows = w.rows;
@@ -238,35 +277,9 @@ inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatA
       for (int t = 0; t < 4; ++t) p[n][t] = _mm512_setzero_ps();
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       const std::int64_t k = o << 3;
-      _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * BITS + kPrefetchBytes), _MM_HINT_T1);
-      if constexpr (BITS == 8)
-        _mm_prefetch(reinterpret_cast<const char*>(w.codes + o * rows * 8 + 64 + kPrefetchBytes), _MM_HINT_T1);
-      if constexpr (BITS == 4) {
-        const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 4);
-        float_column<NR, 4, D8, 0, 0>(p, v, w, lut, x, k);
-        float_column<NR, 4, D8, 1, 0>(p, v, w, lut, x, k);
-      } else if constexpr (BITS == 6) {
-        const std::uint8_t* pair = w.codes + (o >> 1) * rows * 12;
-        const int odd = static_cast<int>(o & 1);
-        const __m512i v = _mm512_maskz_loadu_epi8(bm, pair + odd * rows * 4);
-        const __m512i hi = _mm512_maskz_loadu_epi8(bm, pair + rows * 8);
-        float_column<NR, 6, D8, 0, 0>(p, v, w, lut, x, k, _mm512_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 0))));
-        float_column<NR, 6, D8, 1, 0>(p, v, w, lut, x, k, _mm512_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 1))));
-      } else if constexpr (D8 == Decode8::E4M3) {
-        for (int half = 0; half < 2; ++half) {
-          const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + half * rows * 4);
-          auto column = [&]<Decode8 D>() {
-            if (half == 0) float_column<NR, 8, D, 0, 0>(p, v, w, lut, x, k);
-            else float_column<NR, 8, D, 1, 0>(p, v, w, lut, x, k);
-          };
-          const __m512i nan = _mm512_set1_epi8(0x7F);
-          if (_mm512_cmpeq_epi8_mask(_mm512_and_si512(v, nan), nan)) column.template operator()<Decode8::E4M3Nan>();
-          else column.template operator()<Decode8::E4M3>();
-        }
-      } else {
-        float_column<NR, 8, D8, 0, 0>(p, _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8), w, lut, x, k);
-        float_column<NR, 8, D8, 1, 0>(p, _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + rows * 4), w, lut, x, k);
-      }
+      decode_float_octet<BITS, D8>(w, lut, bm, o, [&]<int C>(__m512 wv) {
+        for (int n = 0; n < NR; ++n) p[n][C & 3] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[n][k + C]), p[n][C & 3]);
+      });
     }
     const __m512 ws = _mm512_loadu_ps(scales + blk * kPanelRows);
     for (int n = 0; n < NR; ++n) {
@@ -278,9 +291,88 @@ inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatA
   for (int n = 0; n < NR; ++n) _mm512_mask_storeu_ps(out.y + n * out.stride, lm, y[n]);
 }
 
+// From kTileRows<BITS> activation rows on, the panel is decoded once per chunk of whole blocks (about
+// kTileColumns columns: 16 KiB of floats, in L1) into a tile of 16 floats per column, and
+// every group of rows reads it: one decode for all the rows, and an inner loop of a load and
+// NR multiply-adds per column. The totals y live in the output rows between chunks; each lane
+// takes the same operations in the same order as panel_float_nr (partial sum c & 3 of column
+// c, then (p0 + p1) + (p2 + p3) times the block scale), so the bits are the same.
+// 4-bit codes decode with one vpermps a column, so the tile pays from 16 rows on (at 8 it lost a
+// fifth); 6- and 8-bit ones from 8 (E4M3 x1.45, E3M2 and BFP6 x1.16 at N = 8).
+template <int BITS>
+inline constexpr int kTileRows = BITS == 4 ? 16 : 8;
+inline constexpr std::int64_t kTileColumns = 256;
+
+// NR rows over the tile of columns [c0, c1) (whole blocks, the first block blk0).
+template <int NR>
+inline void tile_float_nr(const PanelArgs& w, const float* tile, const float* scales, const FloatActArgs& a, std::int64_t n0,
+                          std::int64_t c0, std::int64_t c1, PanelOut out) {
+  const __mmask16 lm = static_cast<__mmask16>((1u << w.rows) - 1);
+  const float* x[NR];
+  for (int n = 0; n < NR; ++n) x[n] = a.x + (n0 + n) * w.padded_cols;
+  for (std::int64_t k0 = c0, blk = c0 / w.block; k0 < c1; k0 += w.block, ++blk) {
+    const std::int64_t k1 = std::min(k0 + w.block, c1);
+    __m512 p[NR][4];
+    for (int n = 0; n < NR; ++n)
+      for (int t = 0; t < 4; ++t) p[n][t] = _mm512_setzero_ps();
+    for (std::int64_t k = k0; k < k1; k += 4) {
+      const float* col = tile + (k - c0) * kPanelRows;
+      const auto column = [&]<int J>() {
+        __m512 wv = _mm512_loadu_ps(col + J * kPanelRows);
+        asm("" : "+v"(wv));  // one load per column, not one folded into each row's multiply-add
+        for (int n = 0; n < NR; ++n) p[n][J] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[n][k + J]), p[n][J]);
+      };
+      column.template operator()<0>();
+      column.template operator()<1>();
+      column.template operator()<2>();
+      column.template operator()<3>();
+    }
+    const __m512 ws = _mm512_loadu_ps(scales + blk * kPanelRows);
+    for (int n = 0; n < NR; ++n) {
+      const __m512 b = _mm512_add_ps(_mm512_add_ps(p[n][0], p[n][1]), _mm512_add_ps(p[n][2], p[n][3]));
+      float* yn = out.y + n * out.stride;
+      _mm512_mask_storeu_ps(yn, lm, _mm512_fmadd_ps(b, ws, _mm512_maskz_loadu_ps(lm, yn)));
+    }
+  }
+}
+
+template <int BITS, Decode8 D8>
+inline void panel_float_tiled(const PanelArgs& w, const float* scales, const FloatActArgs& a, std::int64_t n0, int nr,
+                              PanelOut out) {
+  const __mmask16 lm = static_cast<__mmask16>((1u << w.rows) - 1);
+  for (int n = 0; n < nr; ++n) _mm512_mask_storeu_ps(out.y + n * out.stride, lm, _mm512_setzero_ps());
+  const std::int64_t chunk = std::max<std::int64_t>(w.block, kTileColumns / w.block * w.block);
+  thread_local std::vector<float> buf;
+  buf.resize(static_cast<std::size_t>(std::min(chunk, w.padded_cols) * kPanelRows));
+  float* tile = buf.data();
+  const __mmask64 bm = panel_byte_mask(w.rows, 4);
+  const FloatCodeTable<BITS> lut(w);
+  for (std::int64_t c0 = 0; c0 < w.padded_cols; c0 += chunk) {
+    const std::int64_t c1 = std::min(c0 + chunk, w.padded_cols);
+    for (std::int64_t o = c0 >> 3; o < (c1 >> 3); ++o)
+      decode_float_octet<BITS, D8>(w, lut, bm, o, [&]<int C>(__m512 wv) {
+        _mm512_storeu_ps(tile + ((o << 3) + C - c0) * kPanelRows, wv);
+      });
+    // Six rows: 24 partial sums and the column in registers.
+    std::int64_t m = n0;
+    PanelOut rows_out = out;
+    int left = nr;
+    for (; left >= 6; left -= 6, m += 6, rows_out.y += 6 * rows_out.stride) tile_float_nr<6>(w, tile, scales, a, m, c0, c1, rows_out);
+    switch (left) {
+      case 5: tile_float_nr<5>(w, tile, scales, a, m, c0, c1, rows_out); break;
+      case 4: tile_float_nr<4>(w, tile, scales, a, m, c0, c1, rows_out); break;
+      case 3: tile_float_nr<3>(w, tile, scales, a, m, c0, c1, rows_out); break;
+      case 2: tile_float_nr<2>(w, tile, scales, a, m, c0, c1, rows_out); break;
+      case 1: tile_float_nr<1>(w, tile, scales, a, m, c0, c1, rows_out); break;
+      default: break;
+    }
+  }
+}
+
 template <int BITS, Decode8 D8>
 inline void panel_float_rows(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   const float* s = decoded_panel_scales(w);
+  if (nr >= kTileRows<BITS>) return panel_float_tiled<BITS, D8>(w, s, a, n0, nr, out);
   for (; nr >= 4; nr -= 4, n0 += 4, out.y += 4 * out.stride) panel_float_nr<4, BITS, D8>(w, s, a, n0, out);
   switch (nr) {
     case 3: panel_float_nr<3, BITS, D8>(w, s, a, n0, out); break;
