@@ -260,7 +260,7 @@ LOWBIT_ALWAYS_INLINE void decode_float_octet(const PanelArgs& w, const FloatCode
   }
 }
 
-// NR activation rows, the codes decoded in the loop (fewer rows than kTileRows<BITS>).
+// NR activation rows, the codes decoded in the loop (fewer rows than kTileRows<BITS, D8>).
 template <int NR, int BITS, Decode8 D8>
 inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatActArgs& a, std::int64_t n0, PanelOut out) {
   const int rows = w.rows;
@@ -291,19 +291,20 @@ inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatA
   for (int n = 0; n < NR; ++n) _mm512_mask_storeu_ps(out.y + n * out.stride, lm, y[n]);
 }
 
-// From kTileRows<BITS> activation rows on, the panel is decoded once per chunk of whole blocks (about
-// kTileColumns columns: 16 KiB of floats, in L1) into a tile of 16 floats per column, and
-// every group of rows reads it: one decode for all the rows, and an inner loop of a load and
-// NR multiply-adds per column. The totals y live in the output rows between chunks; each lane
-// takes the same operations in the same order as panel_float_nr (partial sum c & 3 of column
-// c, then (p0 + p1) + (p2 + p3) times the block scale), so the bits are the same.
-// 4-bit codes decode with one vpermps a column, so the tile pays from 16 rows on (at 8 it lost a
-// fifth); 6- and 8-bit ones from 8 (E4M3 x1.45, E3M2 and BFP6 x1.16 at N = 8).
-template <int BITS>
-inline constexpr int kTileRows = BITS == 4 ? 16 : 8;
+// From kTileRows<BITS, D8> activation rows on, the panel is decoded once per chunk of whole
+// blocks (about kTileColumns columns: 16 KiB of floats, in L1) into a tile of 16 floats per
+// column, and every group of rows reads it: one decode for all the rows, and an inner loop of
+// a load and NR multiply-adds per column. The totals y live in the output rows between chunks;
+// each lane takes the same operations in the same order as panel_float_nr (partial sum c & 3
+// of column c, then (p0 + p1) + (p2 + p3) times the block scale), so the bits are the same.
+// 4-bit codes (one vpermps a column) and 8-bit integers (a shift, a convert and a multiply)
+// decode cheaply, so the tile pays from 16 rows on (at 8 it lost 15-20%); the other codes from
+// 8 (E4M3 1.3x, E5M2 1.2x, E3M2 and BFP6 1.2-1.3x at N = 8).
+template <int BITS, Decode8 D8>
+inline constexpr int kTileRows = BITS == 4 || D8 == Decode8::Integer ? 16 : 8;
 inline constexpr std::int64_t kTileColumns = 256;
 
-// NR rows over the tile of columns [c0, c1) (whole blocks, the first block blk0).
+// NR rows over the tile of columns [c0, c1), whole blocks from c0.
 template <int NR>
 inline void tile_float_nr(const PanelArgs& w, const float* tile, const float* scales, const FloatActArgs& a, std::int64_t n0,
                           std::int64_t c0, std::int64_t c1, PanelOut out) {
@@ -372,7 +373,7 @@ inline void panel_float_tiled(const PanelArgs& w, const float* scales, const Flo
 template <int BITS, Decode8 D8>
 inline void panel_float_rows(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   const float* s = decoded_panel_scales(w);
-  if (nr >= kTileRows<BITS>) return panel_float_tiled<BITS, D8>(w, s, a, n0, nr, out);
+  if (nr >= kTileRows<BITS, D8>) return panel_float_tiled<BITS, D8>(w, s, a, n0, nr, out);
   for (; nr >= 4; nr -= 4, n0 += 4, out.y += 4 * out.stride) panel_float_nr<4, BITS, D8>(w, s, a, n0, out);
   switch (nr) {
     case 3: panel_float_nr<3, BITS, D8>(w, s, a, n0, out); break;
