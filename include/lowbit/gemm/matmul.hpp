@@ -54,8 +54,8 @@ struct PanelActivations {
   std::int64_t rows = 0, cols = 0, padded_cols = 0;
   std::vector<float> x;              // float kernel: rows x padded_cols (fake-quantised if a format is set)
   std::vector<std::int8_t> q;        // integer kernel: rows x padded_cols
-  std::vector<float> scale;          // rows x act_blocks
-  std::vector<std::int32_t> sum128;  // rows x granules
+  std::vector<float> scale;          // act_blocks x rows (kernels::IntActArgs)
+  std::vector<std::int32_t> sum128;  // granules x rows
   kernels::IntActArgs args{};
 
   kernels::IntActArgs int_args() const {
@@ -149,14 +149,15 @@ bool prepare_int_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w,
             for (std::int64_t b = 0; b < act_blocks; ++b) {
               const BlockHeader h = f.has_scale() ? headers[static_cast<std::size_t>(r * nbx + std::min(b, nbx - 1))]
                                                   : BlockHeader{};
-              act.scale[static_cast<std::size_t>(r * act_blocks + b)] = f.scale_value(h, tp) * unit;
+              act.scale[static_cast<std::size_t>(b * x.rows + r)] = f.scale_value(h, tp) * unit;
             }
             for (std::int64_t gi = 0; gi < granules; ++gi) {
               std::int32_t s = 0;
               for (std::int64_t c = gi * g; c < std::min((gi + 1) * g, kp); ++c) s += q[c];
-              act.sum128[static_cast<std::size_t>(r * granules + gi)] = 128 * s;
+              act.sum128[static_cast<std::size_t>(gi * x.rows + r)] = 128 * s;
             }
           }
+          act.args.rows = x.rows;
           act.args.act_block = bx;
           act.args.act_blocks = act_blocks;
           act.args.granule = g;

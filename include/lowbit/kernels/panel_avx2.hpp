@@ -407,6 +407,8 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
     const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
+    const std::int32_t* sum128 = a.sum128 + g * a.rows + n0;  // this granule's, from row n0
+    const float* xs = a.scale + ab * a.rows + n0;
     typename Dot::Sums sums[NR];
     for (int n = 0; n < NR; ++n) sums[n] = Dot::zero();
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
@@ -417,9 +419,8 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
     }
     const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
     for (int n = 0; n < NR; ++n) {
-      const std::int64_t row = n0 + n;
-      const __m256i dot = dp.dot(sums[n], a.sum128[row * a.granules + g]);
-      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + ab]));
+      const __m256i dot = dp.dot(sums[n], sum128[n]);
+      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(xs[n]));
       y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
     }
   }
@@ -921,8 +922,8 @@ inline void panel_int_u8_row(const PanelArgs& w, const UnsignedWeights& uw, cons
   const Int8Weights weights(w, uw.offset);
   const Scales ws(w);
   const std::int8_t* q = a.q + n0 * w.padded_cols;
-  const std::int32_t* sum128 = a.sum128 + n0 * a.granules;
-  const float* xs = a.scale + n0 * a.act_blocks;
+  const std::int32_t* sum128 = a.sum128 + n0;
+  const float* xs = a.scale + n0;
   const int act_shift = a.act_block == 2 * G ? 1 : 0;
   __m256 y[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (std::int64_t g = 0; g < a.granules; ++g, q += G) {
@@ -949,11 +950,11 @@ inline void panel_int_u8_row(const PanelArgs& w, const UnsignedWeights& uw, cons
         }
       }(), ...);
     }(std::make_integer_sequence<int, kOctets>{});
-    const __m256 x = _mm256_set1_ps(xs[g >> act_shift]);
+    const __m256 x = _mm256_set1_ps(xs[(g >> act_shift) * a.rows]);
     __m256 sc[2];
     ws(g, sc);
     for (int h = 0; h < 2; ++h)
-      y[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(uw.dot(acc[h], sum128[g])), _mm256_mul_ps(sc[h], x), y[h]);
+      y[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(uw.dot(acc[h], sum128[g * a.rows])), _mm256_mul_ps(sc[h], x), y[h]);
   }
   _mm256_storeu_ps(out.y, y[0]);
   _mm256_storeu_ps(out.y + 8, y[1]);
@@ -979,7 +980,7 @@ inline void panel_int_s8_row(const PanelArgs& w, const IntActArgs& a, std::int64
   constexpr int kOctets = G / 8;
   const Scales ws(w);
   const std::int16_t* x16 = widened_row(a.q + n0 * w.padded_cols, w.padded_cols);
-  const float* xs = a.scale + n0 * a.act_blocks;
+  const float* xs = a.scale + n0;
   const int act_shift = a.act_block == 2 * G ? 1 : 0;
   __m256 y[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (std::int64_t g = 0; g < a.granules; ++g) {
@@ -1000,7 +1001,7 @@ inline void panel_int_s8_row(const PanelArgs& w, const IntActArgs& a, std::int64
         }
       }
     }
-    const __m256 x = _mm256_set1_ps(xs[g >> act_shift]);
+    const __m256 x = _mm256_set1_ps(xs[(g >> act_shift) * a.rows]);
     __m256 sc[2];
     ws(g, sc);
     for (int h = 0; h < 2; ++h)
@@ -1100,6 +1101,8 @@ inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntA
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
     const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
+    const std::int32_t* sum128 = a.sum128 + g * a.rows + n0;  // this granule's, from row n0
+    const float* xs = a.scale + ab * a.rows + n0;
     constexpr int A = kVnniChains<NR>;
     __m256i acc[NR][A];
     for (int n = 0; n < NR; ++n)
@@ -1113,11 +1116,10 @@ inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntA
     if (o < o1) vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
     const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
     for (int n = 0; n < NR; ++n) {
-      const std::int64_t row = n0 + n;
       __m256i sum = _mm256_add_epi32(acc[n][0], acc[n][1]);
       if constexpr (A == 4) sum = _mm256_add_epi32(sum, _mm256_add_epi32(acc[n][2], acc[n][3]));
-      const __m256i dot = _mm256_sub_epi32(sum, _mm256_set1_epi32(a.sum128[row * a.granules + g]));
-      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(a.scale[row * a.act_blocks + ab]));
+      const __m256i dot = _mm256_sub_epi32(sum, _mm256_set1_epi32(sum128[n]));
+      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(xs[n]));
       y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
     }
   }

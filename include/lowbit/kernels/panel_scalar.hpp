@@ -82,7 +82,7 @@ inline void panel_int_scalar(const PanelArgs& w, const IntActArgs& a, std::int64
         std::int32_t dot = 0;
         for (std::int64_t k = k0; k < k1; ++k) dot += static_cast<std::int32_t>(w.ivalue[panel_code(w, i, k)]) * q[k];
         const float ws = panel_scale_at(w.scale, panel_block_scales(w, k0 / w.block), i);
-        const float xs = a.scale[row * a.act_blocks + k0 / a.act_block];
+        const float xs = a.scale[(k0 / a.act_block) * a.rows + row];
         y = std::fma(static_cast<float>(dot), ws * xs, y);
       }
       out.y[n * out.stride + i] = y;
