@@ -151,6 +151,17 @@ inline int one_row_granule(const PanelArgs& w, const IntActArgs& a) {
   return 0;
 }
 
+// Calls f(std::integral_constant<int, G>{}) with G the granule's width when every granule is
+// whole and 16 or 32 columns, else G = 0: the integer kernels then write a granule's octets
+// as straight-line code (in a loop of two to four octets GCC copied the rows' partial sums
+// at every turn).
+template <class F>
+inline void with_fixed_granule(const PanelArgs& w, const IntActArgs& a, F&& f) {
+  if (w.padded_cols % 32 == 0 && a.granule == 32) return f(std::integral_constant<int, 32>{});
+  if (w.padded_cols % 16 == 0 && a.granule == 16) return f(std::integral_constant<int, 16>{});
+  f(std::integral_constant<int, 0>{});
+}
+
 // Output of one kernel call: nr activation rows x panel rows, out[n * out_stride + i].
 struct PanelOut {
   float* y = nullptr;

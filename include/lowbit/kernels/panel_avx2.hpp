@@ -392,10 +392,11 @@ struct UnsignedDot {
 };
 
 // NR activation rows times half h of a panel, through the policy Dot: per granule, an exact
-// int32 dot per lane, then one float multiply-add by the two block scales.
-template <int NR, class Dot>
-inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
-                        PanelOut out) {
+// int32 dot per lane, then one float multiply-add by the two block scales. G > 0: every
+// granule is G columns (with_fixed_granule), so its octets are straight-line code.
+template <int NR, int G, class Dot>
+inline void half_int_g(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
+                       PanelOut out) {
   const int rows = w.rows;
   HalfLoader ld{rows, h, {}};
   const Dot dp(w);
@@ -410,14 +411,23 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
     const std::int32_t* sum128 = a.sum128 + g * a.rows + n0;  // this granule's, from row n0
     const float* xs = a.scale + ab * a.rows + n0;
     typename Dot::Sums sums[NR];
+    LOWBIT_UNROLL
     for (int n = 0; n < NR; ++n) sums[n] = Dot::zero();
-    for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
+    auto octet = [&](std::int64_t o) LOWBIT_LAMBDA_INLINE {
       __m256i wv[2];
       dp.weights.octet(w, ld, o, wv);
       const typename Dot::Octet oct = dp.octet(wv);
+      LOWBIT_UNROLL
       for (int n = 0; n < NR; ++n) dp.add(sums[n], oct, q[n] + 8 * o);
+    };
+    if constexpr (G > 0) {
+      LOWBIT_UNROLL
+      for (int j = 0; j < G / 8; ++j) octet((k0 >> 3) + j);
+    } else {
+      for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) octet(o);
     }
     const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
+    LOWBIT_UNROLL
     for (int n = 0; n < NR; ++n) {
       const __m256i dot = dp.dot(sums[n], sum128[n]);
       const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(xs[n]));
@@ -425,6 +435,12 @@ inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArg
     }
   }
   for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
+}
+
+template <int NR, class Dot>
+inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
+                        PanelOut out) {
+  with_fixed_granule(w, a, [&](auto g) { half_int_g<NR, decltype(g)::value, Dot>(w, scales, a, n0, h, out); });
 }
 
 // ---- float kernel ------------------------------------------------------------------------
@@ -1077,8 +1093,10 @@ LOWBIT_ALWAYS_INLINE void vnni_octet(const PanelArgs& w, HalfLoader& ld, const I
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   __m256i wv[2];
   dec.octet(w, ld, o, wv);
+  LOWBIT_UNROLL
   for (int t = 0; t < 2; ++t) {
     const __m256i u8 = _mm256_xor_si256(wv[t], flip);  // u8 = w + 128
+    LOWBIT_UNROLL
     for (int n = 0; n < NR; ++n) {
       std::int32_t x4;
       std::memcpy(&x4, q[n] + 8 * o + 4 * t, 4);
@@ -1087,9 +1105,10 @@ LOWBIT_ALWAYS_INLINE void vnni_octet(const PanelArgs& w, HalfLoader& ld, const I
   }
 }
 
-template <int NR>
-inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
-                             PanelOut out) {
+// G > 0: every granule is G columns (with_fixed_granule), so its octets are straight-line code.
+template <int NR, int G>
+inline void half_int_vnni_g(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
+                            PanelOut out) {
   const int rows = w.rows;
   HalfLoader ld{rows, h, {}};
   const Int8Weights dec(w);
@@ -1105,16 +1124,27 @@ inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntA
     const float* xs = a.scale + ab * a.rows + n0;
     constexpr int A = kVnniChains<NR>;
     __m256i acc[NR][A];
+    LOWBIT_UNROLL
     for (int n = 0; n < NR; ++n)
+      LOWBIT_UNROLL
       for (int t = 0; t < A; ++t) acc[n][t] = _mm256_setzero_si256();
     std::int64_t o = k0 >> 3;
-    const std::int64_t o1 = k1 >> 3;
-    for (; o + 2 <= o1; o += 2) {
-      vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
-      vnni_octet<NR, A - 2>(w, ld, dec, q, o + 1, acc);
+    if constexpr (G > 0) {
+      LOWBIT_UNROLL
+      for (int p = 0; p < G / 16; ++p) {
+        vnni_octet<NR, 0>(w, ld, dec, q, o + 2 * p, acc);
+        vnni_octet<NR, A - 2>(w, ld, dec, q, o + 2 * p + 1, acc);
+      }
+    } else {
+      const std::int64_t o1 = k1 >> 3;
+      for (; o + 2 <= o1; o += 2) {
+        vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
+        vnni_octet<NR, A - 2>(w, ld, dec, q, o + 1, acc);
+      }
+      if (o < o1) vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
     }
-    if (o < o1) vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
     const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
+    LOWBIT_UNROLL
     for (int n = 0; n < NR; ++n) {
       __m256i sum = _mm256_add_epi32(acc[n][0], acc[n][1]);
       if constexpr (A == 4) sum = _mm256_add_epi32(sum, _mm256_add_epi32(acc[n][2], acc[n][3]));
@@ -1124,6 +1154,12 @@ inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntA
     }
   }
   for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
+}
+
+template <int NR>
+inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
+                             PanelOut out) {
+  with_fixed_granule(w, a, [&](auto g) { half_int_vnni_g<NR, decltype(g)::value>(w, scales, a, n0, h, out); });
 }
 
 template <int NR>

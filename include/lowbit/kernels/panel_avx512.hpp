@@ -601,10 +601,9 @@ inline void panel_int_rows(const PanelArgs& w, const IntActArgs& a, std::int64_t
       default: break;
     }
   };
-  // granules of a fixed 16 or 32 columns, all whole: the unrolled kernels
-  if (w.rows == kPanelRows && w.padded_cols % 32 == 0 && a.granule == 32) return groups.template operator()<32>();
-  if (w.rows == kPanelRows && w.padded_cols % 16 == 0 && a.granule == 16) return groups.template operator()<16>();
-  groups.template operator()<0>();
+  // a full panel with granules of a fixed width: the unrolled kernels, with unmasked loads
+  if (w.rows != kPanelRows) return groups.template operator()<0>();
+  with_fixed_granule(w, a, [&](auto g) { groups.template operator()<decltype(g)::value>(); });
 }
 
 inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {

@@ -8,6 +8,8 @@
 // For the few helpers that sit in hot loops but that the compilers' size heuristics keep out
 // of line (a call spills the operands they take by array).
 #define LOWBIT_ALWAYS_INLINE __attribute__((always_inline)) inline
+// The same for a lambda, written after its parameter list.
+#define LOWBIT_LAMBDA_INLINE __attribute__((always_inline))
 
 // Unrolls the loop that follows completely (short loops of constant count over vectors held
 // in arrays: at -O2 GCC keeps such loops, and the arrays in memory).
