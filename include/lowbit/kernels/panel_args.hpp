@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 namespace lowbit::kernels {
 
@@ -151,6 +152,32 @@ inline int one_row_granule(const PanelArgs& w, const IntActArgs& a) {
   return 0;
 }
 
+// Output of one kernel call: nr activation rows x panel rows, out[n * out_stride + i].
+struct PanelOut {
+  float* y = nullptr;
+  std::int64_t stride = 0;
+};
+
+// Calls kernel.template operator()<R>(n, out_n) over activation rows n0 .. n0 + nr in groups:
+// of BIG rows while they last, then of SMALL (0: none), then one group of the rows left (fewer
+// than SMALL, or than BIG). R is a constant, so a group's partial sums stay in registers.
+template <int BIG, int SMALL, class Kernel>
+inline void for_row_groups(std::int64_t n0, int nr, PanelOut out, Kernel&& kernel) {
+  const auto run = [&]<int R>() {
+    kernel.template operator()<R>(n0, out);
+    n0 += R;
+    nr -= R;
+    out.y += R * out.stride;
+  };
+  while (nr >= BIG) run.template operator()<BIG>();
+  if constexpr (SMALL > 0)
+    while (nr >= SMALL) run.template operator()<SMALL>();
+  constexpr int kRest = (SMALL > 0 ? SMALL : BIG) - 1;
+  [&]<int... R>(std::integer_sequence<int, R...>) {
+    ((nr == R + 1 ? run.template operator()<R + 1>() : void()), ...);
+  }(std::make_integer_sequence<int, kRest>{});
+}
+
 // Calls f(std::integral_constant<int, G>{}) with G the granule's width when every granule is
 // whole and 16 or 32 columns, else G = 0: the integer kernels then write a granule's octets
 // as straight-line code (in a loop of two to four octets GCC copied the rows' partial sums
@@ -162,10 +189,5 @@ inline void with_fixed_granule(const PanelArgs& w, const IntActArgs& a, F&& f) {
   f(std::integral_constant<int, 0>{});
 }
 
-// Output of one kernel call: nr activation rows x panel rows, out[n * out_stride + i].
-struct PanelOut {
-  float* y = nullptr;
-  std::int64_t stride = 0;
-};
 
 }  // namespace lowbit::kernels

@@ -358,18 +358,7 @@ inline void panel_float_tiled(const PanelArgs& w, const float* scales, const Flo
         _mm512_storeu_ps(tile + ((o << 3) + C - c0) * kPanelRows, wv);
       });
     // Six rows: 24 partial sums and the column in registers.
-    std::int64_t m = n0;
-    PanelOut rows_out = out;
-    int left = nr;
-    for (; left >= 6; left -= 6, m += 6, rows_out.y += 6 * rows_out.stride) tile_float_nr<6>(w, tile, scales, a, m, c0, c1, rows_out);
-    switch (left) {
-      case 5: tile_float_nr<5>(w, tile, scales, a, m, c0, c1, rows_out); break;
-      case 4: tile_float_nr<4>(w, tile, scales, a, m, c0, c1, rows_out); break;
-      case 3: tile_float_nr<3>(w, tile, scales, a, m, c0, c1, rows_out); break;
-      case 2: tile_float_nr<2>(w, tile, scales, a, m, c0, c1, rows_out); break;
-      case 1: tile_float_nr<1>(w, tile, scales, a, m, c0, c1, rows_out); break;
-      default: break;
-    }
+    for_row_groups<6, 0>(n0, nr, out, [&]<int R>(std::int64_t m, PanelOut o) { tile_float_nr<R>(w, tile, scales, a, m, c0, c1, o); });
   }
 }
 
@@ -377,13 +366,7 @@ template <int BITS, Decode8 D8>
 inline void panel_float_rows(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   const float* s = decoded_panel_scales(w);
   if (nr >= kTileRows<BITS, D8>) return panel_float_tiled<BITS, D8>(w, s, a, n0, nr, out);
-  for (; nr >= 4; nr -= 4, n0 += 4, out.y += 4 * out.stride) panel_float_nr<4, BITS, D8>(w, s, a, n0, out);
-  switch (nr) {
-    case 3: panel_float_nr<3, BITS, D8>(w, s, a, n0, out); break;
-    case 2: panel_float_nr<2, BITS, D8>(w, s, a, n0, out); break;
-    case 1: panel_float_nr<1, BITS, D8>(w, s, a, n0, out); break;
-    default: break;
-  }
+  for_row_groups<4, 0>(n0, nr, out, [&]<int R>(std::int64_t m, PanelOut o) { panel_float_nr<R, BITS, D8>(w, s, a, m, o); });
 }
 
 inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
@@ -592,14 +575,10 @@ inline void panel_int_rows(const PanelArgs& w, const IntActArgs& a, std::int64_t
   if (nr == 1 && w.scale.kind == PanelScaleKind::Lut8 && w.scale.lut_is_e4m3) return panel_int_one<BITS>(w, E4M3Decoder(w), a, n0, out);
   const DecodedScales s{decoded_panel_scales(w)};
   auto groups = [&]<int G>() {
-    for (; nr >= 8; nr -= 8, n0 += 8, out.y += 8 * out.stride) panel_int_nr<8, BITS, G>(w, s, a, n0, out);
-    for (; nr >= 4; nr -= 4, n0 += 4, out.y += 4 * out.stride) panel_int_nr<4, BITS, G>(w, s, a, n0, out);
-    switch (nr) {
-      case 3: panel_int_nr<3, BITS, G>(w, s, a, n0, out); break;
-      case 2: panel_int_nr<2, BITS, G>(w, s, a, n0, out); break;
-      case 1: panel_int_one<BITS>(w, s, a, n0, out); break;
-      default: break;
-    }
+    for_row_groups<8, 4>(n0, nr, out, [&]<int R>(std::int64_t m, PanelOut o) {
+      if constexpr (R == 1) panel_int_one<BITS>(w, s, a, m, o);
+      else panel_int_nr<R, BITS, G>(w, s, a, m, o);
+    });
   };
   // a full panel with granules of a fixed width: the unrolled kernels, with unmasked loads
   if (w.rows != kPanelRows) return groups.template operator()<0>();
