@@ -113,7 +113,7 @@ struct IntActArgs {
   // The per-block tables hold the rows side by side ([block][row]): a kernel taking several
   // rows reads theirs through one pointer at fixed offsets, where per-row indices ran it out
   // of general registers (GCC spilled them at every granule). Alone it measured even; it is
-  // part of the unrolled granules' gain (with_fixed_granule).
+  // part of the unrolled granules' gain (whole_granule).
   const float* scale = nullptr;          // act_blocks x rows: block scale times 2^-u
   const std::int32_t* sum128 = nullptr;  // granules x rows: 128 * sum of q over the granule
   std::int64_t rows = 0;                 // activation rows: the tables' row stride
@@ -143,14 +143,22 @@ struct BlockCursor {
   }
 };
 
+// The width of every granule when all are whole and 16 or 32 columns, else 0: the integer
+// kernels then write a granule's octets as straight-line code (in a loop of two to four octets
+// GCC copied the rows' partial sums at every turn).
+inline int whole_granule(const PanelArgs& w, const IntActArgs& a) {
+  if (a.granule == 32 && w.padded_cols % 32 == 0) return 32;
+  if (a.granule == 16 && w.padded_cols % 16 == 0) return 16;
+  return 0;
+}
+
 // The granule (16 or 32 columns) of the kernels for one activation row against a full panel,
 // or 0 where they do not apply: 16 rows, weight blocks of G, activation blocks of G or 2G, K
 // a multiple of 32.
 inline int one_row_granule(const PanelArgs& w, const IntActArgs& a) {
-  if (w.rows != kPanelRows || w.padded_cols % 32 != 0) return 0;
-  if (w.block == 32 && (a.act_block == 32 || a.act_block == 64)) return 32;
-  if (w.block == 16 && (a.act_block == 16 || a.act_block == 32)) return 16;
-  return 0;
+  const int g = whole_granule(w, a);
+  if (g == 0 || w.rows != kPanelRows || w.padded_cols % 32 != 0 || w.block != g) return 0;
+  return a.act_block == g || a.act_block == 2 * g ? g : 0;
 }
 
 // Output of one kernel call: nr activation rows x panel rows, out[n * out_stride + i].
@@ -179,14 +187,12 @@ inline void for_row_groups(std::int64_t n0, int nr, PanelOut out, Kernel&& kerne
   }(std::make_integer_sequence<int, kRest>{});
 }
 
-// Calls f(std::integral_constant<int, G>{}) with G the granule's width when every granule is
-// whole and 16 or 32 columns, else G = 0: the integer kernels then write a granule's octets
-// as straight-line code (in a loop of two to four octets GCC copied the rows' partial sums
-// at every turn).
+// Calls f(std::integral_constant<int, G>{}) for a granule width g of 16, 32 or 0 (as
+// whole_granule and one_row_granule give it), so a kernel is compiled for each.
 template <class F>
-inline void with_fixed_granule(const PanelArgs& w, const IntActArgs& a, F&& f) {
-  if (w.padded_cols % 32 == 0 && a.granule == 32) return f(std::integral_constant<int, 32>{});
-  if (w.padded_cols % 16 == 0 && a.granule == 16) return f(std::integral_constant<int, 16>{});
+inline void with_granule(int g, F&& f) {
+  if (g == 32) return f(std::integral_constant<int, 32>{});
+  if (g == 16) return f(std::integral_constant<int, 16>{});
   f(std::integral_constant<int, 0>{});
 }
 

@@ -393,7 +393,7 @@ struct UnsignedDot {
 
 // NR activation rows times half h of a panel, through the policy Dot: per granule, an exact
 // int32 dot per lane, then one float multiply-add by the two block scales. G > 0: every
-// granule is G columns (with_fixed_granule), so its octets are straight-line code.
+// granule is G columns (whole_granule), so its octets are straight-line code.
 template <int NR, int G, class Dot>
 inline void half_int_g(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
                        PanelOut out) {
@@ -440,7 +440,7 @@ inline void half_int_g(const PanelArgs& w, const float* scales, const IntActArgs
 template <int NR, class Dot>
 inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
                         PanelOut out) {
-  with_fixed_granule(w, a, [&](auto g) { half_int_g<NR, decltype(g)::value, Dot>(w, scales, a, n0, h, out); });
+  with_granule(whole_granule(w, a), [&](auto g) { half_int_g<NR, decltype(g)::value, Dot>(w, scales, a, n0, h, out); });
 }
 
 // ---- float kernel ------------------------------------------------------------------------
@@ -1105,7 +1105,7 @@ LOWBIT_ALWAYS_INLINE void vnni_octet(const PanelArgs& w, HalfLoader& ld, const I
   }
 }
 
-// G > 0: every granule is G columns (with_fixed_granule), so its octets are straight-line code.
+// G > 0: every granule is G columns (whole_granule), so its octets are straight-line code.
 template <int NR, int G>
 inline void half_int_vnni_g(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
                             PanelOut out) {
@@ -1159,7 +1159,7 @@ inline void half_int_vnni_g(const PanelArgs& w, const float* scales, const IntAc
 template <int NR>
 inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
                              PanelOut out) {
-  with_fixed_granule(w, a, [&](auto g) { half_int_vnni_g<NR, decltype(g)::value>(w, scales, a, n0, h, out); });
+  with_granule(whole_granule(w, a), [&](auto g) { half_int_vnni_g<NR, decltype(g)::value>(w, scales, a, n0, h, out); });
 }
 
 template <int NR>

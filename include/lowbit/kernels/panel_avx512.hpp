@@ -260,6 +260,18 @@ LOWBIT_ALWAYS_INLINE void decode_float_octet(const PanelArgs& w, const FloatCode
   }
 }
 
+// The end of a weight block for NR rows: y += ((p0 + p1) + (p2 + p3)) * ws, then p is cleared
+// for the next block. panel_float_nr and tile_float_nr both end their blocks here, so their
+// bits agree.
+template <int NR>
+LOWBIT_ALWAYS_INLINE void add_float_block(__m512 (&p)[NR][4], __m512 ws, __m512 (&y)[NR]) {
+  for (int n = 0; n < NR; ++n) {
+    const __m512 b = _mm512_add_ps(_mm512_add_ps(p[n][0], p[n][1]), _mm512_add_ps(p[n][2], p[n][3]));
+    y[n] = _mm512_fmadd_ps(b, ws, y[n]);
+    for (int t = 0; t < 4; ++t) p[n][t] = _mm512_setzero_ps();
+  }
+}
+
 // NR activation rows, the codes decoded in the loop (fewer rows than kTileRows<BITS, D8>).
 template <int NR, int BITS, Decode8 D8>
 inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatActArgs& a, std::int64_t n0, PanelOut out) {
@@ -270,22 +282,18 @@ inline void panel_float_nr(const PanelArgs& w, const float* scales, const FloatA
   const FloatCodeTable<BITS> lut(w);
   __m512 y[NR];
   for (int n = 0; n < NR; ++n) y[n] = _mm512_setzero_ps();
+  __m512 p[NR][4];
+  for (int n = 0; n < NR; ++n)
+    for (int t = 0; t < 4; ++t) p[n][t] = _mm512_setzero_ps();
   for (std::int64_t k0 = 0, blk = 0; k0 < w.padded_cols; k0 += w.block, ++blk) {
     const std::int64_t k1 = std::min(k0 + w.block, w.padded_cols);
-    __m512 p[NR][4];
-    for (int n = 0; n < NR; ++n)
-      for (int t = 0; t < 4; ++t) p[n][t] = _mm512_setzero_ps();
     for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) {
       const std::int64_t k = o << 3;
       decode_float_octet<BITS, D8>(w, lut, bm, o, [&]<int C>(__m512 wv) {
         for (int n = 0; n < NR; ++n) p[n][C & 3] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[n][k + C]), p[n][C & 3]);
       });
     }
-    const __m512 ws = _mm512_loadu_ps(scales + blk * kPanelRows);
-    for (int n = 0; n < NR; ++n) {
-      const __m512 b = _mm512_add_ps(_mm512_add_ps(p[n][0], p[n][1]), _mm512_add_ps(p[n][2], p[n][3]));
-      y[n] = _mm512_fmadd_ps(b, ws, y[n]);
-    }
+    add_float_block<NR>(p, _mm512_loadu_ps(scales + blk * kPanelRows), y);
   }
   const __mmask16 lm = static_cast<__mmask16>((1u << rows) - 1);
   for (int n = 0; n < NR; ++n) _mm512_mask_storeu_ps(out.y + n * out.stride, lm, y[n]);
@@ -312,13 +320,13 @@ inline void tile_float_nr(const PanelArgs& w, const float* tile, const float* sc
   const __mmask16 lm = static_cast<__mmask16>((1u << w.rows) - 1);
   const float* x[NR];
   for (int n = 0; n < NR; ++n) x[n] = a.x + (n0 + n) * w.padded_cols;
-  __m512 y[NR];
-  for (int n = 0; n < NR; ++n) y[n] = _mm512_maskz_loadu_ps(lm, out.y + n * out.stride);
+  __m512 y[NR];  // the first chunk starts the totals, the others continue them from the output
+  for (int n = 0; n < NR; ++n) y[n] = c0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(lm, out.y + n * out.stride);
+  __m512 p[NR][4];
+  for (int n = 0; n < NR; ++n)
+    for (int t = 0; t < 4; ++t) p[n][t] = _mm512_setzero_ps();
   for (std::int64_t k0 = c0, blk = c0 / w.block; k0 < c1; k0 += w.block, ++blk) {
     const std::int64_t k1 = std::min(k0 + w.block, c1);
-    __m512 p[NR][4];
-    for (int n = 0; n < NR; ++n)
-      for (int t = 0; t < 4; ++t) p[n][t] = _mm512_setzero_ps();
     for (std::int64_t k = k0; k < k1; k += 4) {
       const float* col = tile + (k - c0) * kPanelRows;
       const auto column = [&]<int J>() {
@@ -331,11 +339,7 @@ inline void tile_float_nr(const PanelArgs& w, const float* tile, const float* sc
       column.template operator()<2>();
       column.template operator()<3>();
     }
-    const __m512 ws = _mm512_loadu_ps(scales + blk * kPanelRows);
-    for (int n = 0; n < NR; ++n) {
-      const __m512 b = _mm512_add_ps(_mm512_add_ps(p[n][0], p[n][1]), _mm512_add_ps(p[n][2], p[n][3]));
-      y[n] = _mm512_fmadd_ps(b, ws, y[n]);
-    }
+    add_float_block<NR>(p, _mm512_loadu_ps(scales + blk * kPanelRows), y);
   }
   for (int n = 0; n < NR; ++n) _mm512_mask_storeu_ps(out.y + n * out.stride, lm, y[n]);
 }
@@ -343,8 +347,6 @@ inline void tile_float_nr(const PanelArgs& w, const float* tile, const float* sc
 template <int BITS, Decode8 D8>
 inline void panel_float_tiled(const PanelArgs& w, const float* scales, const FloatActArgs& a, std::int64_t n0, int nr,
                               PanelOut out) {
-  const __mmask16 lm = static_cast<__mmask16>((1u << w.rows) - 1);
-  for (int n = 0; n < nr; ++n) _mm512_mask_storeu_ps(out.y + n * out.stride, lm, _mm512_setzero_ps());
   const std::int64_t chunk = std::max<std::int64_t>(w.block, kTileColumns / w.block * w.block);
   thread_local std::vector<float> buf;
   buf.resize(static_cast<std::size_t>(std::min(chunk, w.padded_cols) * kPanelRows));
@@ -434,29 +436,31 @@ inline __m512i u8_code_table(const PanelArgs& w) {
   return _mm512_load_si512(lut_u8);
 }
 
-// Two octets (16 columns) of the panel times NR activation rows: product j of row n goes to
-// chain j % A.
-template <int NR, int A, int BITS, bool FULL>
-LOWBIT_ALWAYS_INLINE void int_octet_pair(const PanelArgs& w, __mmask64 bm, __m512i lut, const std::int8_t* const* q,
-                                         std::int64_t o, __m512i (&acc)[NR][A]) {
-  __m512i u[4];
-  decode_octet_u8<BITS, FULL>(w, bm, lut, o, u[0], u[1]);
-  decode_octet_u8<BITS, FULL>(w, bm, lut, o + 1, u[2], u[3]);
+// O octets (one or two: 8 or 16 columns) of the panel times NR activation rows: product j of
+// row n goes to chain j % A.
+template <int NR, int A, int BITS, bool FULL, int O = 2>
+LOWBIT_ALWAYS_INLINE void int_octets(const PanelArgs& w, __mmask64 bm, __m512i lut, const std::int8_t* const* q,
+                                     std::int64_t o, __m512i (&acc)[NR][A]) {
+  __m512i u[2 * O];
+  LOWBIT_UNROLL
+  for (int i = 0; i < O; ++i) decode_octet_u8<BITS, FULL>(w, bm, lut, o + i, u[2 * i], u[2 * i + 1]);
   LOWBIT_UNROLL
   for (int n = 0; n < NR; ++n)
     LOWBIT_UNROLL
-    for (int j = 0; j < 4; ++j) acc[n][j % A] = _mm512_dpbusd_epi32(acc[n][j % A], u[j], broadcast4(q[n] + 8 * o + 4 * j));
+    for (int j = 0; j < 2 * O; ++j) acc[n][j % A] = _mm512_dpbusd_epi32(acc[n][j % A], u[j], broadcast4(q[n] + 8 * o + 4 * j));
 }
 
 // NR activation rows share each decoded weight vector. A few rows get four vpdpbusd chains
 // each so one row's dot products do not wait on each other's latency; eight rows have enough
-// independent chains with two each, which leaves registers for them. G > 0: the panel has all
-// 16 rows and every granule is G columns (16 or 32), so its octets are straight-line code
-// with unmasked loads at constant offsets; in a loop of two or four octets GCC copied every
-// row's chains at each turn (1 thread, N = 128 and 512: +8-16% for MXFP4, int4/int8 per 32
-// and MXFP6, +26-36% for BFP per 16). Integer sums are exact in any order, so the bits are
-// those of the scalar path.
-template <int NR, int BITS, int G, class Scales>
+// independent chains with two each, which leaves registers for them.
+// - FULL: the panel has all 16 rows, so codes load unmasked at offsets that are constants
+//   times the octet.
+// - G > 0: every granule is G columns (16 or 32; whole_granule), so its octets are straight-
+//   line code; in a loop of two or four octets GCC copied every row's chains at each turn
+//   (1 thread, N = 128 and 512: +8-16% for MXFP4, int4/int8 per 32 and MXFP6, +26-36% for BFP
+//   per 16).
+// Integer sums are exact in any order, so the bits are those of the scalar path.
+template <int NR, int BITS, int G, bool FULL, class Scales>
 inline void panel_int_nr(const PanelArgs& w, const Scales& scales, const IntActArgs& a, std::int64_t n0, PanelOut out) {
   constexpr int A = NR >= 6 ? 2 : 4;
   const int rows = w.rows;
@@ -484,19 +488,11 @@ inline void panel_int_nr(const PanelArgs& w, const Scales& scales, const IntActA
     std::int64_t o = k0 >> 3;
     if constexpr (G > 0) {
       LOWBIT_UNROLL
-      for (int p = 0; p < G / 16; ++p) int_octet_pair<NR, A, BITS, true>(w, bm, lut, q, o + 2 * p, acc);
+      for (int p = 0; p < G / 16; ++p) int_octets<NR, A, BITS, FULL>(w, bm, lut, q, o + 2 * p, acc);
     } else {
       const std::int64_t o1 = k1 >> 3;
-      for (; o + 2 <= o1; o += 2) int_octet_pair<NR, A, BITS, false>(w, bm, lut, q, o, acc);
-      if (o < o1) {
-        __m512i u0, u1;
-        decode_octet_u8<BITS>(w, bm, lut, o, u0, u1);
-        LOWBIT_UNROLL
-        for (int n = 0; n < NR; ++n) {
-          acc[n][0] = _mm512_dpbusd_epi32(acc[n][0], u0, broadcast4(q[n] + 8 * o));
-          acc[n][1] = _mm512_dpbusd_epi32(acc[n][1], u1, broadcast4(q[n] + 8 * o + 4));
-        }
-      }
+      for (; o + 2 <= o1; o += 2) int_octets<NR, A, BITS, FULL>(w, bm, lut, q, o, acc);
+      if (o < o1) int_octets<NR, A, BITS, FULL, 1>(w, bm, lut, q, o, acc);
     }
     const __m512 ws = scales(wb);
     LOWBIT_UNROLL
@@ -557,7 +553,7 @@ inline void panel_int_one(const PanelArgs& w, const Scales& scales, const IntAct
     if (g == 32) return panel_int_row<BITS, 32>(w, scales, a, n0, out);
     if (g == 16) return panel_int_row<BITS, 16>(w, scales, a, n0, out);
   }
-  panel_int_nr<1, BITS, 0>(w, scales, a, n0, out);
+  panel_int_nr<1, BITS, 0, false>(w, scales, a, n0, out);
 }
 
 template <int BITS>
@@ -574,15 +570,18 @@ inline void panel_int_rows(const PanelArgs& w, const IntActArgs& a, std::int64_t
     return panel_int_one<BITS>(w, ScaleDecoder<PanelScaleKind::F16>(w), a, n0, out);
   if (nr == 1 && w.scale.kind == PanelScaleKind::Lut8 && w.scale.lut_is_e4m3) return panel_int_one<BITS>(w, E4M3Decoder(w), a, n0, out);
   const DecodedScales s{decoded_panel_scales(w)};
-  auto groups = [&]<int G>() {
+  auto groups = [&]<int G, bool FULL>() {
     for_row_groups<8, 4>(n0, nr, out, [&]<int R>(std::int64_t m, PanelOut o) {
       if constexpr (R == 1) panel_int_one<BITS>(w, s, a, m, o);
-      else panel_int_nr<R, BITS, G>(w, s, a, m, o);
+      else panel_int_nr<R, BITS, G, FULL>(w, s, a, m, o);
     });
   };
-  // a full panel with granules of a fixed width: the unrolled kernels, with unmasked loads
-  if (w.rows != kPanelRows) return groups.template operator()<0>();
-  with_fixed_granule(w, a, [&](auto g) { groups.template operator()<decltype(g)::value>(); });
+  // The unrolled kernels need whole granules of 16 or 32 columns, and take full panels only.
+  // Anything else (other granules; the last panel of M, if partial) runs the one general
+  // kernel: an unmasked instance of it as well added code to this function and measured 4-5%
+  // slower for BFP per 16 at N = 128.
+  const int g = w.rows == kPanelRows ? whole_granule(w, a) : 0;
+  with_granule(g, [&](auto G) { groups.template operator()<G(), G() != 0>(); });
 }
 
 inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, int nr, PanelOut out) {
