@@ -55,14 +55,14 @@ struct PanelActivations {
   std::vector<float> x;              // float kernel: rows x padded_cols (fake-quantised if a format is set)
   std::vector<std::int8_t> q;        // integer kernel: rows x padded_cols
   std::vector<float> scale;          // act_blocks x rows (kernels::IntActArgs)
-  std::vector<std::int32_t> sum128;  // granules x rows
+  std::vector<std::int32_t> neg_sum128;  // granules x rows: -128 * sum(q)
   kernels::IntActArgs args{};
 
   kernels::IntActArgs int_args() const {
     kernels::IntActArgs a = args;
     a.q = q.data();
     a.scale = scale.data();
-    a.sum128 = sum128.data();
+    a.neg_sum128 = neg_sum128.data();
     return a;
   }
   kernels::FloatActArgs float_args() const { return {x.data()}; }
@@ -99,7 +99,7 @@ bool prepare_int_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w,
           act.integer = true;
           act.q.assign(static_cast<std::size_t>(x.rows * kp), 0);
           act.scale.assign(static_cast<std::size_t>(x.rows * act_blocks), 0.0f);
-          act.sum128.assign(static_cast<std::size_t>(x.rows * granules), 0);
+          act.neg_sum128.assign(static_cast<std::size_t>(x.rows * granules), 0);
           std::vector<BlockHeader> headers(static_cast<std::size_t>(x.rows * nbx));
           TensorParams tp;
           // 8-bit two's complement codes are the int8 values: the SIMD kernel writes them into
@@ -154,7 +154,7 @@ bool prepare_int_activations(MatrixRef<const float> x, const PanelMatrix<WF>& w,
             for (std::int64_t gi = 0; gi < granules; ++gi) {
               std::int32_t s = 0;
               for (std::int64_t c = gi * g; c < std::min((gi + 1) * g, kp); ++c) s += q[c];
-              act.sum128[static_cast<std::size_t>(gi * x.rows + r)] = 128 * s;
+              act.neg_sum128[static_cast<std::size_t>(gi * x.rows + r)] = -128 * s;
             }
           }
           act.args.rows = x.rows;

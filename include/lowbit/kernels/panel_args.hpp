@@ -115,7 +115,10 @@ struct IntActArgs {
   // of general registers (GCC spilled them at every granule). Alone it measured even; it is
   // part of the unrolled granules' gain (whole_granule).
   const float* scale = nullptr;          // act_blocks x rows: block scale times 2^-u
-  const std::int32_t* sum128 = nullptr;  // granules x rows: 128 * sum of q over the granule
+  // granules x rows: -128 * sum of q over the granule, the weights' +128 (vpdpbusd multiplies
+  // u8) taken back out. Stored negated, a kernel's sums start from it with one broadcast load
+  // (GCC negated each in a general register and spilled it, 8 rows per granule).
+  const std::int32_t* neg_sum128 = nullptr;
   std::int64_t rows = 0;                 // activation rows: the tables' row stride
   std::int64_t act_block = 0;            // activation block length along K
   std::int64_t act_blocks = 0;

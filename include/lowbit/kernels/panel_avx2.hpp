@@ -316,10 +316,10 @@ struct UnsignedWeights {
   }
   // The two results of an octet (its two halves) can be summed in int16.
   bool octet_fits() const { return int16_products(2) == 2; }
-  // The int32 dots of unsigned weights (acc) plus offset * sum(q): sum128 is 128 * sum(q), so
+  // The int32 dots of unsigned weights (acc) plus offset * sum(q): neg_sum128 is -128 * sum(q), so
   // the shift is exact; int32 wraps like the vector adds, and the dot itself fits.
-  LOWBIT_ALWAYS_INLINE __m256i dot(__m256i acc, std::int32_t sum128) const {
-    const std::int64_t back = static_cast<std::int64_t>(offset) * (sum128 >> 7);
+  LOWBIT_ALWAYS_INLINE __m256i dot(__m256i acc, std::int32_t neg_sum128) const {
+    const std::int64_t back = -static_cast<std::int64_t>(offset) * (neg_sum128 >> 7);
     return _mm256_add_epi32(acc, _mm256_set1_epi32(static_cast<std::int32_t>(static_cast<std::uint32_t>(back))));
   }
 };
@@ -388,7 +388,7 @@ struct UnsignedDot {
     std::memcpy(&x1, x + 4, 4);
     s.acc = _mm256_add_epi32(s.acc, products(o, _mm256_set1_epi32(x0), _mm256_set1_epi32(x1)));
   }
-  LOWBIT_ALWAYS_INLINE __m256i dot(const Sums& s, std::int32_t sum128) const { return uw.dot(s.acc, sum128); }
+  LOWBIT_ALWAYS_INLINE __m256i dot(const Sums& s, std::int32_t neg_sum128) const { return uw.dot(s.acc, neg_sum128); }
 };
 
 // NR activation rows times half h of a panel, through the policy Dot: per granule, an exact
@@ -408,7 +408,7 @@ inline void half_int_g(const PanelArgs& w, const float* scales, const IntActArgs
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
     const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
-    const std::int32_t* sum128 = a.sum128 + g * a.rows + n0;  // this granule's, from row n0
+    const std::int32_t* neg_sum128 = a.neg_sum128 + g * a.rows + n0;  // this granule's, from row n0
     const float* xs = a.scale + ab * a.rows + n0;
     typename Dot::Sums sums[NR];
     LOWBIT_UNROLL
@@ -429,7 +429,7 @@ inline void half_int_g(const PanelArgs& w, const float* scales, const IntActArgs
     const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
     LOWBIT_UNROLL
     for (int n = 0; n < NR; ++n) {
-      const __m256i dot = dp.dot(sums[n], sum128[n]);
+      const __m256i dot = dp.dot(sums[n], neg_sum128[n]);
       const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(xs[n]));
       y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
     }
@@ -938,7 +938,7 @@ inline void panel_int_u8_row(const PanelArgs& w, const UnsignedWeights& uw, cons
   const Int8Weights weights(w, uw.offset);
   const Scales ws(w);
   const std::int8_t* q = a.q + n0 * w.padded_cols;
-  const std::int32_t* sum128 = a.sum128 + n0;
+  const std::int32_t* neg_sum128 = a.neg_sum128 + n0;
   const float* xs = a.scale + n0;
   const int act_shift = a.act_block == 2 * G ? 1 : 0;
   __m256 y[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -970,7 +970,7 @@ inline void panel_int_u8_row(const PanelArgs& w, const UnsignedWeights& uw, cons
     __m256 sc[2];
     ws(g, sc);
     for (int h = 0; h < 2; ++h)
-      y[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(uw.dot(acc[h], sum128[g * a.rows])), _mm256_mul_ps(sc[h], x), y[h]);
+      y[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(uw.dot(acc[h], neg_sum128[g * a.rows])), _mm256_mul_ps(sc[h], x), y[h]);
   }
   _mm256_storeu_ps(out.y, y[0]);
   _mm256_storeu_ps(out.y + 8, y[1]);
@@ -1120,7 +1120,7 @@ inline void half_int_vnni_g(const PanelArgs& w, const float* scales, const IntAc
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
     const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
-    const std::int32_t* sum128 = a.sum128 + g * a.rows + n0;  // this granule's, from row n0
+    const std::int32_t* neg_sum128 = a.neg_sum128 + g * a.rows + n0;  // this granule's, from row n0
     const float* xs = a.scale + ab * a.rows + n0;
     constexpr int A = kVnniChains<NR>;
     __m256i acc[NR][A];
@@ -1148,7 +1148,7 @@ inline void half_int_vnni_g(const PanelArgs& w, const float* scales, const IntAc
     for (int n = 0; n < NR; ++n) {
       __m256i sum = _mm256_add_epi32(acc[n][0], acc[n][1]);
       if constexpr (A == 4) sum = _mm256_add_epi32(sum, _mm256_add_epi32(acc[n][2], acc[n][3]));
-      const __m256i dot = _mm256_sub_epi32(sum, _mm256_set1_epi32(sum128[n]));
+      const __m256i dot = _mm256_add_epi32(sum, _mm256_set1_epi32(neg_sum128[n]));
       const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(xs[n]));
       y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
     }

@@ -462,7 +462,7 @@ LOWBIT_ALWAYS_INLINE void int_octets(const PanelArgs& w, __mmask64 bm, __m512i l
 // Integer sums are exact in any order, so the bits are those of the scalar path.
 template <int NR, int BITS, int G, bool FULL, class Scales>
 inline void panel_int_nr(const PanelArgs& w, const Scales& scales, const IntActArgs& a, std::int64_t n0, PanelOut out) {
-  constexpr int A = NR >= 6 ? 2 : 4;
+  constexpr int A = G == 16 ? (NR >= 6 ? 1 : 2) : (NR >= 6 ? 2 : 4);
   const int rows = w.rows;
   const __mmask64 bm = panel_byte_mask(rows, 4);
   const __m512i lut = u8_code_table<BITS>(w);
@@ -476,12 +476,12 @@ inline void panel_int_nr(const PanelArgs& w, const Scales& scales, const IntActA
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
     const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
-    const std::int32_t* sum128 = a.sum128 + g * a.rows + n0;  // this granule's, from row n0
+    const std::int32_t* neg_sum128 = a.neg_sum128 + g * a.rows + n0;  // this granule's, from row n0
     const float* xs = a.scale + ab * a.rows + n0;
     __m512i acc[NR][A];
     LOWBIT_UNROLL
     for (int n = 0; n < NR; ++n) {
-      acc[n][0] = _mm512_set1_epi32(-sum128[n]);
+      acc[n][0] = _mm512_set1_epi32(neg_sum128[n]);
       LOWBIT_UNROLL
       for (int t = 1; t < A; ++t) acc[n][t] = _mm512_setzero_si512();
     }
@@ -520,13 +520,13 @@ inline void panel_int_row(const PanelArgs& w, const Scales& scales, const IntAct
   constexpr int kOctets = G / 8;
   const __m512i lut = u8_code_table<BITS>(w);
   const std::int8_t* q = a.q + n0 * w.padded_cols;
-  const std::int32_t* sum128 = a.sum128 + n0;
+  const std::int32_t* neg_sum128 = a.neg_sum128 + n0;
   const float* xs = a.scale + n0;
   const int act_shift = a.act_block == 2 * G ? 1 : 0;
   __m512 y = _mm512_setzero_ps();
   for (std::int64_t g = 0; g < a.granules; ++g, q += G) {
-    // Four chains; the 128 * sum(q) offset starts the first (exact integers, any order).
-    __m512i d[4] = {_mm512_set1_epi32(-sum128[g * a.rows]), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    // Four chains; -128 * sum(q) starts the first (exact integers, any order).
+    __m512i d[4] = {_mm512_set1_epi32(neg_sum128[g * a.rows]), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
     LOWBIT_UNROLL
     for (int j = 0; j < kOctets; ++j) {
       __m512i u0, u1;
