@@ -476,7 +476,7 @@ inline void panel_int_nr(const PanelArgs& w, const Scales& scales, const IntActA
   for (int n = 0; n < NR; ++n) y[n] = _mm512_setzero_ps();
   BlockCursor wblock(w.block), ablock(a.act_block);
   for (std::int64_t g = 0; g < a.granules; ++g) {
-    const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
+    const std::int64_t k0 = g * a.granule;
     const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
     const std::int32_t* neg_sum128 = a.neg_sum128 + g * a.rows + n0;  // this granule's, from row n0
     const float* xs = a.scale + ab * a.rows + n0;
@@ -492,7 +492,7 @@ inline void panel_int_nr(const PanelArgs& w, const Scales& scales, const IntActA
       LOWBIT_UNROLL
       for (int p = 0; p < G / 16; ++p) int_octets<NR, A, BITS, FULL>(w, bm, lut, q, o + 2 * p, acc);
     } else {
-      const std::int64_t o1 = k1 >> 3;
+      const std::int64_t o1 = std::min(k0 + a.granule, w.padded_cols) >> 3;  // the last granule may be short
       for (; o + 2 <= o1; o += 2) int_octets<NR, A, BITS, FULL>(w, bm, lut, q, o, acc);
       if (o < o1) int_octets<NR, A, BITS, FULL, 1>(w, bm, lut, q, o, acc);
     }
