@@ -391,6 +391,12 @@ struct UnsignedDot {
   LOWBIT_ALWAYS_INLINE __m256i dot(const Sums& s, std::int32_t neg_sum128) const { return uw.dot(s.acc, neg_sum128); }
 };
 
+// The float step that ends a granule in every integer kernel: y + dot times (weight scales
+// times the activation scale), in this order everywhere (the scalar path's bits).
+LOWBIT_ALWAYS_INLINE __m256 add_granule(__m256 y, __m256i dot, __m256 ws, __m256 x) {
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(ws, x), y);
+}
+
 // NR activation rows times half h of a panel, through the policy Dot: per granule, an exact
 // int32 dot per lane, then one float multiply-add by the two block scales. G > 0: every
 // granule is G columns (whole_granule), so its octets are straight-line code.
@@ -429,9 +435,7 @@ inline void half_int_g(const PanelArgs& w, const float* scales, const IntActArgs
     const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
     LOWBIT_UNROLL
     for (int n = 0; n < NR; ++n) {
-      const __m256i dot = dp.dot(sums[n], neg_sum128[n]);
-      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(xs[n]));
-      y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
+      y[n] = add_granule(y[n], dp.dot(sums[n], neg_sum128[n]), ws, _mm256_set1_ps(xs[n]));
     }
   }
   for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
@@ -970,7 +974,7 @@ inline void panel_int_u8_row(const PanelArgs& w, const UnsignedWeights& uw, cons
     __m256 sc[2];
     ws(g, sc);
     for (int h = 0; h < 2; ++h)
-      y[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(uw.dot(acc[h], neg_sum128[g * a.rows])), _mm256_mul_ps(sc[h], x), y[h]);
+      y[h] = add_granule(y[h], uw.dot(acc[h], neg_sum128[g * a.rows]), sc[h], x);
   }
   _mm256_storeu_ps(out.y, y[0]);
   _mm256_storeu_ps(out.y + 8, y[1]);
@@ -1021,7 +1025,7 @@ inline void panel_int_s8_row(const PanelArgs& w, const IntActArgs& a, std::int64
     __m256 sc[2];
     ws(g, sc);
     for (int h = 0; h < 2; ++h)
-      y[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(WideningDot::dot(s[h])), _mm256_mul_ps(sc[h], x), y[h]);
+      y[h] = add_granule(y[h], WideningDot::dot(s[h]), sc[h], x);
   }
   _mm256_storeu_ps(out.y, y[0]);
   _mm256_storeu_ps(out.y + 8, y[1]);
@@ -1148,9 +1152,7 @@ inline void half_int_vnni_g(const PanelArgs& w, const float* scales, const IntAc
     for (int n = 0; n < NR; ++n) {
       __m256i sum = _mm256_add_epi32(acc[n][0], acc[n][1]);
       if constexpr (A == 4) sum = _mm256_add_epi32(sum, _mm256_add_epi32(acc[n][2], acc[n][3]));
-      const __m256i dot = _mm256_add_epi32(sum, _mm256_set1_epi32(neg_sum128[n]));
-      const __m256 s = _mm256_mul_ps(ws, _mm256_set1_ps(xs[n]));
-      y[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, y[n]);
+      y[n] = add_granule(y[n], _mm256_add_epi32(sum, _mm256_set1_epi32(neg_sum128[n])), ws, _mm256_set1_ps(xs[n]));
     }
   }
   for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);

@@ -393,6 +393,12 @@ LOWBIT_ALWAYS_INLINE __m512i load_panel_bytes(__mmask64 bm, const std::uint8_t* 
   else return _mm512_maskz_loadu_epi8(bm, p);
 }
 
+// The float step that ends a granule in the integer kernels: y + dot times (weight scales
+// times the activation scale), in the scalar path's order (its bits).
+LOWBIT_ALWAYS_INLINE __m512 add_granule(__m512 y, __m512i dot, __m512 ws, float x) {
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(ws, _mm512_set1_ps(x)), y);
+}
+
 // Octet o as two vectors of u8 = w + 128 (columns 8o..8o+3 and 8o+4..8o+7 of the 16 rows).
 // FULL: the panel has all 16 rows, so offsets are constants times o.
 template <int BITS, bool FULL = false>
@@ -502,8 +508,7 @@ inline void panel_int_nr(const PanelArgs& w, const Scales& scales, const IntActA
       __m512i dot = acc[n][0];
       LOWBIT_UNROLL
       for (int t = 1; t < A; ++t) dot = _mm512_add_epi32(dot, acc[n][t]);
-      const __m512 s = _mm512_mul_ps(ws, _mm512_set1_ps(xs[n]));
-      y[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, y[n]);
+      y[n] = add_granule(y[n], dot, ws, xs[n]);
     }
   }
   const __mmask16 lm = static_cast<__mmask16>((1u << rows) - 1);
@@ -537,8 +542,7 @@ inline void panel_int_row(const PanelArgs& w, const Scales& scales, const IntAct
       d[(2 * j + 1) & 3] = _mm512_dpbusd_epi32(d[(2 * j + 1) & 3], u1, broadcast4(q + 8 * j + 4));
     }
     const __m512i dot = _mm512_add_epi32(_mm512_add_epi32(d[0], d[1]), _mm512_add_epi32(d[2], d[3]));
-    const __m512 s = _mm512_mul_ps(scales(g), _mm512_set1_ps(xs[(g >> act_shift) * a.rows]));
-    y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, y);
+    y = add_granule(y, dot, scales(g), xs[(g >> act_shift) * a.rows]);
   }
   _mm512_storeu_ps(out.y, y);
 }
