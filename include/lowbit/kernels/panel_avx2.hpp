@@ -412,7 +412,7 @@ inline void half_int_g(const PanelArgs& w, const float* scales, const IntActArgs
   for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
   BlockCursor wblock(w.block), ablock(a.act_block);
   for (std::int64_t g = 0; g < a.granules; ++g) {
-    const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
+    const std::int64_t k0 = g * a.granule;
     const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
     const std::int32_t* neg_sum128 = a.neg_sum128 + g * a.rows + n0;  // this granule's, from row n0
     const float* xs = a.scale + ab * a.rows + n0;
@@ -430,7 +430,8 @@ inline void half_int_g(const PanelArgs& w, const float* scales, const IntActArgs
       LOWBIT_UNROLL
       for (int j = 0; j < G / 8; ++j) octet((k0 >> 3) + j);
     } else {
-      for (std::int64_t o = k0 >> 3; o < (k1 >> 3); ++o) octet(o);
+      const std::int64_t o1 = std::min(k0 + a.granule, w.padded_cols) >> 3;  // the last granule may be short
+      for (std::int64_t o = k0 >> 3; o < o1; ++o) octet(o);
     }
     const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
     LOWBIT_UNROLL
@@ -1122,7 +1123,7 @@ inline void half_int_vnni_g(const PanelArgs& w, const float* scales, const IntAc
   for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
   BlockCursor wblock(w.block), ablock(a.act_block);
   for (std::int64_t g = 0; g < a.granules; ++g) {
-    const std::int64_t k0 = g * a.granule, k1 = std::min(k0 + a.granule, w.padded_cols);
+    const std::int64_t k0 = g * a.granule;
     const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
     const std::int32_t* neg_sum128 = a.neg_sum128 + g * a.rows + n0;  // this granule's, from row n0
     const float* xs = a.scale + ab * a.rows + n0;
@@ -1140,7 +1141,7 @@ inline void half_int_vnni_g(const PanelArgs& w, const float* scales, const IntAc
         vnni_octet<NR, A - 2>(w, ld, dec, q, o + 2 * p + 1, acc);
       }
     } else {
-      const std::int64_t o1 = k1 >> 3;
+      const std::int64_t o1 = std::min(k0 + a.granule, w.padded_cols) >> 3;  // the last granule may be short
       for (; o + 2 <= o1; o += 2) {
         vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
         vnni_octet<NR, A - 2>(w, ld, dec, q, o + 1, acc);
