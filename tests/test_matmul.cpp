@@ -376,6 +376,55 @@ TEST(PanelMatmul, ExtremeAndNaNBlockScalesMatchScalar) {
         lowbit::Quantizer(name).format());
 }
 
+// NVFP4's tensor scale at the ends of the float range, every E4M3 block-scale code beside it:
+// the kernels fold 2^8 into the tensor scale to decode block scales through binary16, and take
+// the two-case route where that product would overflow (2^120 here). Every path gives the
+// scalar path's bits, infinities and NaNs included.
+template <class F>
+void expect_tensor_scale_extremes_match_scalar(const F& fmt) {
+  const std::int64_t m = 40, k = 128;
+  const auto wv = random_matrix(m, k, 73, 0.1f);
+  for (const float ts : {0x1p120f, 0x1p119f, 0x1p-140f, 0x1p-149f}) {
+    SCOPED_TRACE(ts);
+    lowbit::QuantizedTensor qt;
+    lowbit::quantize_into(fmt, MatrixRef<const float>::row_major(wv.data(), m, k), qt);
+    ASSERT_GE(qt.headers.size(), 256u);
+    for (std::size_t i = 0; i < qt.headers.size(); ++i) qt.headers[i].scale = static_cast<std::uint32_t>((i * 97) % 256);
+    qt.tensor.tensor_scale = ts;
+    const auto pw = lowbit::PanelMatrix<F>::from_packed(lowbit::PackedMatrix<F>::pack(fmt, qt));
+    EXPECT_TRUE(pw.panel(0, false).scale.lut_is_e4m3);
+    for (std::int64_t n : {1, 3, 8})
+      for (const char* act : {"int8_b32_fp16", ""}) {
+        const auto xv = random_matrix(n, k, 74, 1.0f);
+        lowbit::MatmulOptions opt;
+        if (*act) opt.activation = lowbit::Quantizer(act);
+        auto run = [&](lowbit::SimdPath p) {
+          lowbit_test::PathGuard g;
+          lowbit::force_simd_path(p);
+          std::vector<float> y(static_cast<std::size_t>(n * m));
+          lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y.data(), n, m), opt);
+          return y;
+        };
+        const std::vector<float> ys = run(lowbit::SimdPath::Scalar);
+        for (lowbit::SimdPath p : lowbit_test::simd_paths()) {
+          const std::vector<float> y = run(p);
+          for (std::size_t e = 0; e < y.size(); ++e)
+            ASSERT_TRUE(same_bits(y[e], ys[e])) << to_string(p) << " N=" << n << " act " << act << " output " << e << ": " << y[e]
+                                                << " vs scalar " << ys[e];
+        }
+      }
+  }
+}
+
+TEST(PanelMatmul, NVFP4TensorScaleAtTheEndsOfTheRangeMatchesScalar) {
+  std::visit(
+      [](const auto& fmt) {
+        if constexpr (lowbit::is_block_format<std::decay_t<decltype(fmt)>>) expect_tensor_scale_extremes_match_scalar(fmt);
+        else FAIL() << "nvfp4 is not a block format";
+      },
+      lowbit::Quantizer("nvfp4").format());
+}
+
 TEST(PanelMatrix, HoldsExactlyThePackedCodesAndScales) {
   for (const auto& name : kPanelWeights) {
     SCOPED_TRACE(name);

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "lowbit/kernels/e4m3_half.hpp"
 #include "lowbit/kernels/panel_args.hpp"
 #include "lowbit/kernels/panel_scalar.hpp"
 #include "lowbit/kernels/target.hpp"
@@ -73,15 +74,6 @@ inline __m256 half_scale_codes(const PanelScale& s, const std::uint8_t* p) {
   } else {
     return _mm256_set1_ps(1.0f);
   }
-}
-
-// E4M3 codes, each in the top byte of a 16-bit lane, as binary16s of their values times 2^-8:
-// an E4M3 code's exponent and mantissa moved into a binary16's (c << 7) and its sign left at
-// bit 15 give exactly that, normal and subnormal codes alike (not the NaN codes S.1111.111),
-// so vcvtph2ps decodes them with no cases. One arithmetic shift moves them; it copies the sign
-// into bit 14, which the mask clears.
-LOWBIT_ALWAYS_INLINE __m256i e4m3_as_half(__m256i top) {
-  return _mm256_and_si256(_mm256_srai_epi16(top, 1), _mm256_set1_epi16(static_cast<std::int16_t>(0xBFFF)));
 }
 
 // E4M3 codes (one per 32-bit lane) to their values, as e4m3_value does with the NaNs of
@@ -880,31 +872,23 @@ struct PanelRowScales {
 };
 
 // PanelRowScales for a table of E4M3 values (lut_is_e4m3: NVFP4), all 16 codes of a block in
-// one register: as binary16s of their values times 2^-8 (e4m3_as_half), normal and subnormal
-// codes alike, so vcvtph2ps decodes eight in one instruction where HalfScaleDecoder computes the two
-// cases apart and blends (17 instructions a half; the one-row NVFP4 kernel spent over half its
-// time there). The 2^8 is folded into the tensor scale: v * (2^8 * ts) == (v * 2^8) * ts, one
-// rounding of the same product, as 2^8 * ts is exact (usable() checks it is finite). Then the
-// unit, as the table was built. NaN codes (S.1111.111), rare, take the table's own NaNs in a
-// branch.
+// one register through binary16 (kernels/e4m3_half.hpp): vcvtph2ps decodes eight in one
+// instruction where HalfScaleDecoder computes the two cases apart and blends (17 instructions
+// a half; the one-row NVFP4 kernel spent over half its time there). Then the unit, as the
+// table was built. NaN codes (S.1111.111), rare, take the table's own NaNs in a branch.
 struct E4M3RowScales {
   const std::uint8_t* codes;
   const float* table;
   __m256 ts256, unit;
-  static float ts256_of(const PanelScale& s) { return 256.0f * (s.has_tensor_scale ? s.tensor_scale : 1.0f); }
-  static bool usable(const PanelScale& s) {
-    return s.kind == PanelScaleKind::Lut8 && s.lut_is_e4m3 && s.bytes == 1 && std::isfinite(ts256_of(s));
-  }
   explicit E4M3RowScales(const PanelArgs& w)
-      : codes(w.scales), table(w.scale.lut), ts256(_mm256_set1_ps(ts256_of(w.scale))), unit(_mm256_set1_ps(w.scale.unit)) {}
+      : codes(w.scales), table(w.scale.lut), ts256(_mm256_set1_ps(e4m3_half_factor(w.scale))), unit(_mm256_set1_ps(w.scale.unit)) {}
   LOWBIT_ALWAYS_INLINE void operator()(std::int64_t blk, __m256 (&s)[2]) const {
     const std::uint8_t* p = codes + blk * kPanelRows;
     const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const __m256i t = e4m3_as_half(_mm256_slli_epi16(_mm256_cvtepu8_epi16(c), 8));
+    const __m256i t = e4m3_bytes_as_half(c);
     s[0] = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(t)), ts256), unit);
     s[1] = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(t, 1)), ts256), unit);
-    const __m128i low7 = _mm_set1_epi8(0x7F);
-    if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(c, low7), low7)) != 0) [[unlikely]] {
+    if (any_e4m3_nan(c)) [[unlikely]] {
       s[0] = with_nans(p, s[0]);
       s[1] = with_nans(p + 8, s[1]);
     }
@@ -926,7 +910,7 @@ struct E4M3RowScales {
 // applies, else PanelRowScales of w's scale kind.
 template <class F>
 inline void with_row_scales(const PanelArgs& w, F&& f) {
-  if (E4M3RowScales::usable(w.scale)) return f(std::type_identity<E4M3RowScales>{});
+  if (e4m3_scales_through_half(w.scale)) return f(std::type_identity<E4M3RowScales>{});
   with_scale_kind(w.scale.kind, [&](auto kind) { f(std::type_identity<PanelRowScales<decltype(kind)::value>>{}); });
 }
 
