@@ -1,13 +1,13 @@
 // The packed-matmul kernels on the AVX-512 path: one panel's 16 rows are the 16 lanes, so a
 // lane accumulates one output and no horizontal sums are needed. Bit-identical to
 // kernels/panel_scalar.hpp (same operations per lane in the same order).
-//   integer kernel (AVX512-VNNI): weights become u8 = w + 128 through a vpshufb table (4-bit)
+//   integer kernel (AVX512-VNNI): weights become u8 = w + 128 through a vpermb table (4-bit)
 //     or an xor (8-bit), vpdpbusd multiplies them by four int8 activations broadcast to all
 //     lanes, and 128 * sum(q) per granule takes the offset back out: exact int32 dots.
 //   float kernel: codes become floats through vpermps (4- and 6-bit), a shift (8-bit
-//     integers), bit moves (E4M3, E5M2) or a gather (other 8-bit elements), then FMAs with
-//     broadcast activations; from 8 or 16 activation rows on, into a tile of decoded columns
-//     that all the rows read.
+//     integers), binary16 conversions (E4M3, E5M2) or a gather (other 8-bit elements), then
+//     FMAs with broadcast activations; from 8 or 16 activation rows on, into a tile of decoded
+//     columns that all the rows read.
 #pragma once
 
 #include <cmath>
