@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,34 @@ struct Case {
   std::int64_t n, m, k;
 };
 
+// Y = X W^T (+ bias) on the scalar path, returned, and on every SIMD path (AVX2 with and
+// without AVX-VNNI where the CPU has it), each checked against the scalar path bit for bit.
+template <class P>
+std::vector<float> expect_every_path_gives_scalar_bits(const P& pw, const std::vector<float>& xv, std::int64_t n, std::int64_t k,
+                                                       std::int64_t m, const lowbit::MatmulOptions& opt,
+                                                       std::span<const float> bias = {}) {
+  auto run = [&](lowbit::SimdPath p) {
+    lowbit_test::PathGuard g;
+    lowbit::force_simd_path(p);
+    std::vector<float> y(static_cast<std::size_t>(n * m), -7.0f);
+    lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, bias, MatrixRef<float>::row_major(y.data(), n, m), opt);
+    return y;
+  };
+  const std::vector<float> ys = run(lowbit::SimdPath::Scalar);
+  for (lowbit::SimdPath p : lowbit_test::simd_paths())
+    for (bool vnni : avx_vnni_settings(p)) {
+      VnniGuard v(vnni);
+      const std::vector<float> y = run(p);
+      for (std::size_t e = 0; e < y.size(); ++e)
+        if (!same_bits(y[e], ys[e])) {
+          ADD_FAILURE() << to_string(p) << (vnni ? "" : " without AVX-VNNI") << " N=" << n << " output " << e << ": " << y[e]
+                        << " vs scalar " << ys[e];
+          break;
+        }
+    }
+  return ys;
+}
+
 // Runs one case through every path, checks paths against scalar and all against the exact
 // double product of the dequantised operands. Returns whether the integer kernel ran.
 template <class F>
@@ -63,15 +92,7 @@ void check_case(const F& f, const Case& c, const std::vector<float>& wv, const s
   const RowMat exact = to_eigen(xq, c.n, c.k) * to_eigen(wdq, c.m, c.k).transpose();
   const RowMat mag = to_eigen(xq, c.n, c.k).cwiseAbs() * to_eigen(wdq, c.m, c.k).cwiseAbs().transpose();
 
-  auto run = [&](lowbit::SimdPath p) {
-    lowbit_test::PathGuard g;
-    lowbit::force_simd_path(p);
-    std::vector<float> y(static_cast<std::size_t>(c.n * c.m), -7.0f);
-    lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), c.n, c.k), pw, std::span<const float>(bias),
-                   MatrixRef<float>::row_major(y.data(), c.n, c.m), opt);
-    return y;
-  };
-  const std::vector<float> ys = run(lowbit::SimdPath::Scalar);
+  const std::vector<float> ys = expect_every_path_gives_scalar_bits(pw, xv, c.n, c.k, c.m, opt, bias);
   // Float accumulation: each output is a sum of k products (exact or rounded once) in float
   // with partial sums, then a scaled multiply-add per block and the bias.
   const double gamma = static_cast<double>(c.k + 8) * std::ldexp(1.0, -23);
@@ -81,14 +102,6 @@ void check_case(const F& f, const Case& c, const std::vector<float>& wv, const s
       const double got = ys[static_cast<std::size_t>(i * c.m + j)];
       const double tol = gamma * (mag(i, j) + std::fabs(bias[static_cast<std::size_t>(j)])) + 1e-30;
       ASSERT_NEAR(got, want, tol) << "scalar kernel, output (" << i << ", " << j << ")";
-    }
-  for (lowbit::SimdPath p : lowbit_test::simd_paths())
-    for (bool vnni : avx_vnni_settings(p)) {
-      VnniGuard v(vnni);
-      const std::vector<float> y = run(p);
-      for (std::size_t e = 0; e < y.size(); ++e)
-        ASSERT_TRUE(same_bits(y[e], ys[e])) << to_string(p) << (vnni ? "" : " without AVX-VNNI") << " output " << e << ": "
-                                            << y[e] << " vs scalar " << ys[e];
     }
   integer = lowbit::prepare_activations(MatrixRef<const float>::row_major(xv.data(), c.n, c.k), pw, opt).integer;
 }
@@ -355,21 +368,9 @@ TEST(PanelMatmul, ExtremeAndNaNBlockScalesMatchScalar) {
                 const auto xv = random_matrix(n, k, 72, 1.0f);
                 lowbit::MatmulOptions opt;
                 if (*act) opt.activation = lowbit::Quantizer(act);
-                auto run = [&](lowbit::SimdPath p) {
-                  lowbit_test::PathGuard g;
-                  lowbit::force_simd_path(p);
-                  std::vector<float> y(static_cast<std::size_t>(n * m));
-                  lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y.data(), n, m), opt);
-                  return y;
-                };
-                const std::vector<float> ys = run(lowbit::SimdPath::Scalar);
+                SCOPED_TRACE(std::string("act ") + act);
+                const std::vector<float> ys = expect_every_path_gives_scalar_bits(pw, xv, n, k, m, opt);
                 EXPECT_TRUE(std::any_of(ys.begin(), ys.end(), [](float v) { return std::isnan(v); }));
-                for (lowbit::SimdPath p : lowbit_test::simd_paths()) {
-                  const std::vector<float> y = run(p);
-                  for (std::size_t e = 0; e < y.size(); ++e)
-                    ASSERT_TRUE(same_bits(y[e], ys[e])) << to_string(p) << " N=" << n << " act " << act << " output " << e << ": "
-                                                        << y[e] << " vs scalar " << ys[e];
-                }
               }
           }
         },
@@ -398,20 +399,8 @@ void expect_tensor_scale_extremes_match_scalar(const F& fmt) {
         const auto xv = random_matrix(n, k, 74, 1.0f);
         lowbit::MatmulOptions opt;
         if (*act) opt.activation = lowbit::Quantizer(act);
-        auto run = [&](lowbit::SimdPath p) {
-          lowbit_test::PathGuard g;
-          lowbit::force_simd_path(p);
-          std::vector<float> y(static_cast<std::size_t>(n * m));
-          lowbit::matmul(MatrixRef<const float>::row_major(xv.data(), n, k), pw, {}, MatrixRef<float>::row_major(y.data(), n, m), opt);
-          return y;
-        };
-        const std::vector<float> ys = run(lowbit::SimdPath::Scalar);
-        for (lowbit::SimdPath p : lowbit_test::simd_paths()) {
-          const std::vector<float> y = run(p);
-          for (std::size_t e = 0; e < y.size(); ++e)
-            ASSERT_TRUE(same_bits(y[e], ys[e])) << to_string(p) << " N=" << n << " act " << act << " output " << e << ": " << y[e]
-                                                << " vs scalar " << ys[e];
-        }
+        SCOPED_TRACE(std::string("act ") + act);
+        expect_every_path_gives_scalar_bits(pw, xv, n, k, m, opt);
       }
   }
 }
