@@ -1,7 +1,9 @@
-// E4M3 block scales through binary16 (F16C), for the AVX2 and AVX-512 kernels alike: an E4M3
-// code becomes a binary16 of its value times 2^-8 in three integer instructions, and
-// vcvtph2ps decodes it exactly, normal and subnormal codes with no cases (NaN codes aside).
-// The 2^-8 is undone inside the tensor-scale multiply the table's values already carry.
+// E4M3 codes through binary16 (F16C), for the AVX2 and AVX-512 kernels alike: an E4M3 code
+// becomes a binary16 of its value times 2^-8 in three integer instructions, and vcvtph2ps
+// decodes it exactly, normal and subnormal codes with no cases (NaN codes aside). For NVFP4's
+// block scales the 2^-8 is undone inside the tensor-scale multiply the table's values already
+// carry; element codes are multiplied by 2^8 (the AVX-512 float kernel does the same shift and
+// mask on 32 lanes at once, in fp8_column_pair).
 #pragma once
 
 #include <cmath>
