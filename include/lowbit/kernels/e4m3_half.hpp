@@ -2,8 +2,8 @@
 // becomes a binary16 of its value times 2^-8 in three integer instructions, and vcvtph2ps
 // decodes it exactly, normal and subnormal codes with no cases (NaN codes aside). For NVFP4's
 // block scales the 2^-8 is undone inside the tensor-scale multiply the table's values already
-// carry; element codes are multiplied by 2^8 (the AVX-512 float kernel does the same shift and
-// mask on 32 lanes at once, in fp8_column_pair).
+// carry; element codes are multiplied by 2^8 (the AVX-512 float kernel converts 32 lanes at
+// once, in fp8_column_pair).
 #pragma once
 
 #include <cmath>
@@ -35,6 +35,15 @@ LOWBIT_ALWAYS_INLINE __m256i e4m3_bytes_as_half(__m128i codes) {
 LOWBIT_ALWAYS_INLINE bool any_e4m3_nan(__m128i codes) {
   const __m128i low7 = _mm_set1_epi8(0x7F);
   return _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(codes, low7), low7)) != 0;
+}
+
+LOWBIT_TARGET_END
+
+LOWBIT_TARGET_AVX512_BEGIN
+
+// e4m3_as_half on 32 lanes.
+LOWBIT_ALWAYS_INLINE __m512i e4m3_as_half(__m512i top) {
+  return _mm512_and_si512(_mm512_srai_epi16(top, 1), _mm512_set1_epi16(static_cast<std::int16_t>(0xBFFF)));
 }
 
 LOWBIT_TARGET_END

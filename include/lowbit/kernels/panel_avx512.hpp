@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "lowbit/kernels/e4m3_half.hpp"
@@ -115,38 +116,55 @@ struct E4M3Values {
 };
 
 // Lut8 scales whose table is E4M3's (NVFP4, checked by table_is_e4m3): decoded
-// arithmetically, then times the tensor scale and the unit, the table's own products. A
-// gather of 16 table entries per block was most of NVFP4's time at N = 1. Where the factor
-// allows (e4m3_scales_through_half, i.e. nearly always), a block's 16 codes go through
-// binary16 (kernels/e4m3_half.hpp): 5 instructions in place of 12; NVFP4 x int8 at N = 1
-// with W in cache, 63 -> 73 GFLOP/s on one thread (from DRAM 1.00-1.03x). Blocks holding a
-// NaN code, and a tensor scale near the top of the float range, take the two-case route,
-// which sets the table's NaNs.
+// arithmetically, then times the tensor scale and the unit, the table's own products, with
+// the table's NaNs. A gather of 16 table entries per block was most of NVFP4's time at N = 1.
 struct E4M3Decoder {
   const std::uint8_t* codes;
   std::int64_t stride;
   __mmask16 m;
-  bool tensor, unit_one, through_half;
-  __m512 ts, unit, half_factor;
+  bool tensor, unit_one;
+  __m512 ts, unit;
   E4M3Values values;
   explicit E4M3Decoder(const PanelArgs& w)
       : codes(w.scales), stride(w.rows * w.scale.bytes), m(static_cast<__mmask16>((1u << w.rows) - 1)),
-        tensor(w.scale.has_tensor_scale), unit_one(w.scale.unit == 1.0f), through_half(e4m3_scales_through_half(w.scale)),
-        ts(_mm512_set1_ps(w.scale.tensor_scale)), unit(_mm512_set1_ps(w.scale.unit)),
-        half_factor(_mm512_set1_ps(e4m3_half_factor(w.scale))), values(w.scale.lut) {}
-  __m512 operator()(std::int64_t b) const {
-    const __m128i c8 = _mm_maskz_loadu_epi8(m, codes + b * stride);
-    const bool nan = any_e4m3_nan(c8);
-    if (through_half && !nan) [[likely]]
-      return _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtph_ps(e4m3_bytes_as_half(c8)), half_factor), unit);
+        tensor(w.scale.has_tensor_scale), unit_one(w.scale.unit == 1.0f), ts(_mm512_set1_ps(w.scale.tensor_scale)),
+        unit(_mm512_set1_ps(w.scale.unit)), values(w.scale.lut) {}
+  LOWBIT_ALWAYS_INLINE __m128i load(std::int64_t b) const { return _mm_maskz_loadu_epi8(m, codes + b * stride); }
+  // Block b's scales from its 16 codes c8.
+  LOWBIT_ALWAYS_INLINE __m512 decode(__m128i c8) const {
     const __m512i c = _mm512_cvtepu8_epi32(c8);
     __m512 v = E4M3Values::finite(c);
-    if (nan) v = values.with_nans(v, c);
+    if (any_e4m3_nan(c8)) v = values.with_nans(v, c);
     if (tensor) v = _mm512_mul_ps(v, ts);
     if (!unit_one) v = _mm512_mul_ps(v, unit);
     return v;
   }
+  __m512 operator()(std::int64_t b) const { return decode(load(b)); }
 };
+
+// E4M3Decoder where the factor allows (e4m3_scales_through_half, i.e. nearly always): a
+// block's 16 codes go through binary16 (kernels/e4m3_half.hpp), 5 instructions in place of
+// 12; NVFP4 x int8 at N = 1 with W in cache, 63 -> 73 GFLOP/s on one thread (from DRAM
+// 1.00-1.03x). Blocks holding a NaN code take E4M3Decoder's route. Chosen per call
+// (with_e4m3_decoder), as the AVX2 path chooses E4M3RowScales.
+struct E4M3HalfDecoder {
+  E4M3Decoder exact;
+  __m512 half_factor;
+  explicit E4M3HalfDecoder(const PanelArgs& w) : exact(w), half_factor(_mm512_set1_ps(e4m3_half_factor(w.scale))) {}
+  __m512 operator()(std::int64_t b) const {
+    const __m128i c8 = exact.load(b);
+    if (!any_e4m3_nan(c8)) [[likely]]
+      return _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtph_ps(e4m3_bytes_as_half(c8)), half_factor), exact.unit);
+    return exact.decode(c8);
+  }
+};
+
+// Calls f(decoder) with the decoder of w's E4M3 block scales.
+template <class F>
+inline void with_e4m3_decoder(const PanelArgs& w, F&& f) {
+  if (e4m3_scales_through_half(w.scale)) f(E4M3HalfDecoder(w));
+  else f(E4M3Decoder(w));
+}
 
 // Scales decoded beforehand, 16 floats per block.
 struct DecodedScales {
@@ -172,7 +190,7 @@ inline const float* decoded_panel_scales(const PanelArgs& w) {
   auto decode_all = [&](const auto& decode) {
     for (std::int64_t b = 0; b < blocks; ++b) _mm512_storeu_ps(out + b * kPanelRows, decode(b));
   };
-  if (w.scale.kind == PanelScaleKind::Lut8 && w.scale.lut_is_e4m3) decode_all(E4M3Decoder(w));
+  if (w.scale.kind == PanelScaleKind::Lut8 && w.scale.lut_is_e4m3) with_e4m3_decoder(w, decode_all);
   else with_scale_kind(w.scale.kind, [&](auto kind) { decode_all(ScaleDecoder<decltype(kind)::value>(w)); });
   return out;
 }
@@ -226,7 +244,7 @@ LOWBIT_ALWAYS_INLINE __m512i fp8_column_pair(__m512i v) {
   const __m512i top = _mm512_shuffle_epi8(v, _mm512_loadu_si512(kBytes.data()));
   const __m512i pair = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), top);
   if constexpr (D8 == Decode8::E5M2) return pair;
-  else return _mm512_and_si512(_mm512_srai_epi16(pair, 1), _mm512_set1_epi16(static_cast<std::int16_t>(0xBFFF)));
+  else return e4m3_as_half(pair);
 }
 
 // The 16 floats of one column from fp8_column_pair's binary16s (times 2^8 for E4M3: exact).
@@ -534,11 +552,13 @@ inline void panel_int_nr(const PanelArgs& w, const Scales& scales, const IntActA
   // 0.95-1.05x, so they keep the plain order. y still takes the granules in order (the same
   // bits).
   constexpr bool kDelayFloatStep = G == 16 && NR == 8 && BITS == 8;
-  struct Held {
+  struct Held {  // the previous granule's dots and scales
     __m512i dot[NR];
     __m512 ws;
     const float* xs;
-  } held{};
+  };
+  struct Nothing {};
+  std::conditional_t<kDelayFloatStep, Held, Nothing> held{};
   BlockCursor wblock(w.block), ablock(a.act_block);
   for (std::int64_t g = 0; g < a.granules; ++g) {
     const std::int64_t k0 = g * a.granule;
@@ -643,7 +663,8 @@ inline void panel_int_rows(const PanelArgs& w, const IntActArgs& a, std::int64_t
   }
   if (nr == 1 && w.scale.kind == PanelScaleKind::F16)
     return panel_int_one<BITS>(w, ScaleDecoder<PanelScaleKind::F16>(w), a, n0, out);
-  if (nr == 1 && w.scale.kind == PanelScaleKind::Lut8 && w.scale.lut_is_e4m3) return panel_int_one<BITS>(w, E4M3Decoder(w), a, n0, out);
+  if (nr == 1 && w.scale.kind == PanelScaleKind::Lut8 && w.scale.lut_is_e4m3)
+    return with_e4m3_decoder(w, [&](const auto& scales) { panel_int_one<BITS>(w, scales, a, n0, out); });
   const DecodedScales s{decoded_panel_scales(w)};
   auto groups = [&]<int G, bool FULL>() {
     for_row_groups<8, 4>(n0, nr, out, [&]<int R>(std::int64_t m, PanelOut o) {
