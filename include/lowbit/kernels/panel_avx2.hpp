@@ -337,6 +337,7 @@ struct WideningDot {
     }
     return o;
   }
+  template <int>  // the octet's place in its pair: one set of sums serves both
   LOWBIT_ALWAYS_INLINE void add(Sums& s, const Octet& o, const std::int8_t* x) const {
     for (int t = 0; t < 2; ++t) {
       const __m256i xv = broadcast4_i16(x + 4 * t);
@@ -374,6 +375,7 @@ struct UnsignedDot {
     if constexpr (OCTET16) return _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones);
     else return _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones));
   }
+  template <int>  // the octet's place in its pair: one sum serves both
   LOWBIT_ALWAYS_INLINE void add(Sums& s, const Octet& o, const std::int8_t* x) const {
     std::int32_t x0, x1;
     std::memcpy(&x0, x, 4);
@@ -389,56 +391,7 @@ LOWBIT_ALWAYS_INLINE __m256 add_granule(__m256 y, __m256i dot, __m256 ws, __m256
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(ws, x), y);
 }
 
-// NR activation rows times half h of a panel, through the policy Dot: per granule, an exact
-// int32 dot per lane, then one float multiply-add by the two block scales. G > 0: every
-// granule is G columns (whole_granule), so its octets are straight-line code.
-template <int NR, int G, class Dot>
-inline void half_int_g(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
-                       PanelOut out) {
-  const int rows = w.rows;
-  HalfLoader ld{rows, h, {}};
-  const Dot dp(w);
-  const std::int8_t* q[NR];
-  for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
-  __m256 y[NR];
-  for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
-  BlockCursor wblock(w.block), ablock(a.act_block);
-  for (std::int64_t g = 0; g < a.granules; ++g) {
-    const std::int64_t k0 = g * a.granule;
-    const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
-    const std::int32_t* neg_sum128 = a.neg_sum128 + g * a.rows + n0;  // this granule's, from row n0
-    const float* xs = a.scale + ab * a.rows + n0;
-    typename Dot::Sums sums[NR];
-    LOWBIT_UNROLL
-    for (int n = 0; n < NR; ++n) sums[n] = Dot::zero();
-    auto octet = [&](std::int64_t o) LOWBIT_LAMBDA_INLINE {
-      __m256i wv[2];
-      dp.weights.octet(w, ld, o, wv);
-      const typename Dot::Octet oct = dp.octet(wv);
-      LOWBIT_UNROLL
-      for (int n = 0; n < NR; ++n) dp.add(sums[n], oct, q[n] + 8 * o);
-    };
-    if constexpr (G > 0) {
-      LOWBIT_UNROLL
-      for (int j = 0; j < G / 8; ++j) octet((k0 >> 3) + j);
-    } else {
-      const std::int64_t o1 = std::min(k0 + a.granule, w.padded_cols) >> 3;  // the last granule may be short
-      for (std::int64_t o = k0 >> 3; o < o1; ++o) octet(o);
-    }
-    const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
-    LOWBIT_UNROLL
-    for (int n = 0; n < NR; ++n) {
-      y[n] = add_granule(y[n], dp.dot(sums[n], neg_sum128[n]), ws, _mm256_set1_ps(xs[n]));
-    }
-  }
-  for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
-}
-
-template <int NR, class Dot>
-inline void half_int_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
-                        PanelOut out) {
-  with_granule(whole_granule(w, a), [&](auto g) { half_int_g<NR, decltype(g)::value, Dot>(w, scales, a, n0, h, out); });
-}
+#include "lowbit/kernels/half_int_body.inl"
 
 // ---- float kernel ------------------------------------------------------------------------
 // As on the AVX-512 path: code width and decoding are template parameters and the column
@@ -1069,91 +1022,58 @@ LOWBIT_TARGET_END
 // so the int32 dots are exact (no int16 saturation) and the float steps are the ones above.
 LOWBIT_TARGET_AVXVNNI_BEGIN
 
-// vpdpbusd chains per row: four (two per octet, octets in pairs) for one or two rows, where
-// vpdpbusd's latency, not its throughput, bounds a row's chains; two for more rows, which
-// have enough chains between them and need the registers.
+// How the integer kernel multiplies with AVX-VNNI (a policy of half_int_g): vpdpbusd chains
+// per row, four (two per octet of a pair) for one or two rows, where vpdpbusd's latency, not
+// its throughput, bounds a row's chains; two for more rows, which have enough chains between
+// them and need the registers.
 template <int NR>
-inline constexpr int kVnniChains = NR > 2 ? 2 : 4;
-
-// Octet o into chains C and C + 1 of each row (C a constant, so the chains stay in registers).
-template <int NR, int C>
-LOWBIT_ALWAYS_INLINE void vnni_octet(const PanelArgs& w, HalfLoader& ld, const Int8Weights& dec, const std::int8_t* const (&q)[NR],
-                       std::int64_t o, __m256i (&acc)[NR][kVnniChains<NR>]) {
-  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-  __m256i wv[2];
-  dec.octet(w, ld, o, wv);
-  LOWBIT_UNROLL
-  for (int t = 0; t < 2; ++t) {
-    const __m256i u8 = _mm256_xor_si256(wv[t], flip);  // u8 = w + 128
+struct VnniDot {
+  static constexpr int kChains = NR > 2 ? 2 : 4;
+  struct Sums {
+    __m256i acc[kChains];
+  };
+  static Sums zero() {
+    Sums s;
+    for (__m256i& c : s.acc) c = _mm256_setzero_si256();
+    return s;
+  }
+  struct Octet {
+    __m256i u8[2];  // w + 128
+  };
+  Int8Weights weights;
+  explicit VnniDot(const PanelArgs& w) : weights(w) {}
+  LOWBIT_ALWAYS_INLINE Octet octet(const __m256i (&wv)[2]) const {
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    return {{_mm256_xor_si256(wv[0], flip), _mm256_xor_si256(wv[1], flip)}};
+  }
+  // The octet's two halves into chains C and C + 1 (a constant, so the chains stay in registers).
+  template <int P>
+  LOWBIT_ALWAYS_INLINE void add(Sums& s, const Octet& o, const std::int8_t* x) const {
+    constexpr int C = P == 0 ? 0 : kChains - 2;
     LOWBIT_UNROLL
-    for (int n = 0; n < NR; ++n) {
+    for (int t = 0; t < 2; ++t) {
       std::int32_t x4;
-      std::memcpy(&x4, q[n] + 8 * o + 4 * t, 4);
-      acc[n][C + t] = _mm256_dpbusd_avx_epi32(acc[n][C + t], u8, _mm256_set1_epi32(x4));
+      std::memcpy(&x4, x + 4 * t, 4);
+      s.acc[C + t] = _mm256_dpbusd_avx_epi32(s.acc[C + t], o.u8[t], _mm256_set1_epi32(x4));
     }
   }
-}
-
-// G > 0: every granule is G columns (whole_granule), so its octets are straight-line code.
-template <int NR, int G>
-inline void half_int_vnni_g(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
-                            PanelOut out) {
-  const int rows = w.rows;
-  HalfLoader ld{rows, h, {}};
-  const Int8Weights dec(w);
-  const std::int8_t* q[NR];
-  for (int n = 0; n < NR; ++n) q[n] = a.q + (n0 + n) * w.padded_cols;
-  __m256 y[NR];
-  for (int n = 0; n < NR; ++n) y[n] = _mm256_setzero_ps();
-  BlockCursor wblock(w.block), ablock(a.act_block);
-  for (std::int64_t g = 0; g < a.granules; ++g) {
-    const std::int64_t k0 = g * a.granule;
-    const std::int64_t wb = wblock.at(k0), ab = ablock.at(k0);
-    const std::int32_t* neg_sum128 = a.neg_sum128 + g * a.rows + n0;  // this granule's, from row n0
-    const float* xs = a.scale + ab * a.rows + n0;
-    constexpr int A = kVnniChains<NR>;
-    __m256i acc[NR][A];
-    LOWBIT_UNROLL
-    for (int n = 0; n < NR; ++n)
-      LOWBIT_UNROLL
-      for (int t = 0; t < A; ++t) acc[n][t] = _mm256_setzero_si256();
-    std::int64_t o = k0 >> 3;
-    if constexpr (G > 0) {
-      LOWBIT_UNROLL
-      for (int p = 0; p < G / 16; ++p) {
-        vnni_octet<NR, 0>(w, ld, dec, q, o + 2 * p, acc);
-        vnni_octet<NR, A - 2>(w, ld, dec, q, o + 2 * p + 1, acc);
-      }
-    } else {
-      const std::int64_t o1 = std::min(k0 + a.granule, w.padded_cols) >> 3;  // the last granule may be short
-      for (; o + 2 <= o1; o += 2) {
-        vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
-        vnni_octet<NR, A - 2>(w, ld, dec, q, o + 1, acc);
-      }
-      if (o < o1) vnni_octet<NR, 0>(w, ld, dec, q, o, acc);
-    }
-    const __m256 ws = _mm256_loadu_ps(scales + wb * 8);
-    LOWBIT_UNROLL
-    for (int n = 0; n < NR; ++n) {
-      __m256i sum = _mm256_add_epi32(acc[n][0], acc[n][1]);
-      if constexpr (A == 4) sum = _mm256_add_epi32(sum, _mm256_add_epi32(acc[n][2], acc[n][3]));
-      y[n] = add_granule(y[n], _mm256_add_epi32(sum, _mm256_set1_epi32(neg_sum128[n])), ws, _mm256_set1_ps(xs[n]));
-    }
+  // The chains' sum plus -128 * sum(q), which takes the + 128 back out.
+  LOWBIT_ALWAYS_INLINE static __m256i dot(const Sums& s, std::int32_t neg_sum128) {
+    __m256i sum = _mm256_add_epi32(s.acc[0], s.acc[1]);
+    if constexpr (kChains == 4) sum = _mm256_add_epi32(sum, _mm256_add_epi32(s.acc[2], s.acc[3]));
+    return _mm256_add_epi32(sum, _mm256_set1_epi32(neg_sum128));
   }
-  for (int n = 0; n < NR; ++n) store_lanes(out.y + n * out.stride + 8 * h, y[n], rows - 8 * h);
-}
+};
 
-template <int NR>
-inline void half_int_vnni_nr(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h,
-                             PanelOut out) {
-  with_granule(whole_granule(w, a), [&](auto g) { half_int_vnni_g<NR, decltype(g)::value>(w, scales, a, n0, h, out); });
-}
+namespace vnni {
+#include "lowbit/kernels/half_int_body.inl"
+}  // namespace vnni
 
 template <int NR>
 struct HalfIntVnni : HalfScales {
   static constexpr int kGroupRows = 4;  // two chains a row: 8 sums and 4 totals in the 16 registers
   static void run(const PanelArgs& w, const float* scales, const IntActArgs& a, std::int64_t n0, int h, PanelOut o) {
-    half_int_vnni_nr<NR>(w, scales, a, n0, h, o);
+    vnni::half_int_nr<NR, VnniDot<NR>>(w, scales, a, n0, h, o);
   }
 };
 
