@@ -169,7 +169,8 @@ inline __m256i broadcast4_i16(const std::int8_t* p) {
   return _mm256_broadcastq_epi64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(t)));
 }
 
-// Sixteen-entry float table lookup: two eight-entry vpermps, bit 3 of the index picks.
+// Sixteen-entry float table lookup: two eight-entry vpermps, bit 3 of the index picks (the bits
+// above 3 are not read).
 inline __m256 lookup16(__m256 lut0, __m256 lut1, __m256i idx) {
   const __m256 l = _mm256_permutevar8x32_ps(lut0, idx), u = _mm256_permutevar8x32_ps(lut1, idx);
   return _mm256_blendv_ps(l, u, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
@@ -457,7 +458,7 @@ struct FloatCodes {
 template <int BITS, Decode8 D8, int H, int J>
 LOWBIT_ALWAYS_INLINE __m256 decode_column(__m256i v, const PanelArgs& w, const FloatCodes& fc, __m256i hi6) {
   if constexpr (BITS == 4)
-    return lookup16(fc.lut0, fc.lut1, _mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)));
+    return lookup16(fc.lut0, fc.lut1, _mm256_srli_epi32(v, 8 * J + 4 * H));  // lookup16 reads bits 0-3 only
   else if constexpr (BITS == 6) {
     const __m256i c = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J + 4 * H), _mm256_set1_epi32(0xF)),
                                       _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hi6, 8 * J), _mm256_set1_epi32(3)), 4));

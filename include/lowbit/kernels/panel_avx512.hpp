@@ -207,6 +207,7 @@ enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, Gather };
 // The code values of 4- and 6-bit codes as registers: 16 entries (vpermps) or 64 in four
 // registers (two vpermt2ps and a blend on bit 5), in place of a 16-lane gather per column
 // (MXFP6 weight-only, one activation row: 5 -> 14 GFLOP/s); E4M3 codes decoded arithmetically.
+// An index's bits above 3 (4-bit codes) or 5 (6-bit) are not read.
 template <int BITS>
 struct FloatCodeTable {
   __m512 t[BITS == 6 ? 4 : 1];
@@ -256,20 +257,26 @@ LOWBIT_ALWAYS_INLINE __m512 fp8_column(__m256i h) {
 
 // The 16 values of column 8o + 4H + J from one 32-bit lane of v per row (bits 8J .. 8J+7, or
 // the nibble at 8J + 4H for 4-bit codes). A template, so that H and J are constants and the
-// shifts immediates.
+// shifts immediates. FloatCodeTable reads only the index bits it needs (bits 0-3 for 4-bit
+// codes, 0-5 for 6-bit), so the bits above are left as they fall: a 4-bit column is a shift
+// and a vpermps, and a 6-bit index one vpternlogd of the nibble and the top bits (it took
+// five instructions). At N = 1 the float kernel is bound by these instructions.
 template <int BITS, Decode8 D8, int H, int J>
 LOWBIT_ALWAYS_INLINE __m512 column_values(__m512i v, const PanelArgs& w, const FloatCodeTable<BITS>& lut, __m512i hi6) {
-  if constexpr (BITS == 4)
-    return lut(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J + 4 * H), _mm512_set1_epi32(0xF)));
-  else if constexpr (BITS == 6)  // v: the low nibbles; hi6: the top bits already shifted to bits 0-1 of each byte
-    return lut(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J + 4 * H), _mm512_set1_epi32(0xF)),
-                               _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi6, 8 * J), _mm512_set1_epi32(3)), 4)));
-  else if constexpr (D8 == Decode8::Integer)
+  if constexpr (BITS == 4) {
+    return lut(_mm512_srli_epi32(v, 8 * J + 4 * H));
+  } else if constexpr (BITS == 6) {  // v: the low nibbles; hi6: the top bits already shifted to bits 0-1 of each byte
+    __m512i top = _mm512_slli_epi32(hi6, 4);  // column J's top bits to bits 4-5
+    if constexpr (J > 0) top = _mm512_srli_epi32(hi6, 8 * J - 4);
+    // bits 0-3 from the nibble, the rest from top: (a & c) | (b & ~c)
+    return lut(_mm512_ternarylogic_epi32(_mm512_srli_epi32(v, 8 * J + 4 * H), top, _mm512_set1_epi32(0x0F), 0xE4));
+  } else if constexpr (D8 == Decode8::Integer) {
     return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * J), 24)), _mm512_set1_ps(w.code_unit));
-  else if constexpr (D8 == Decode8::E4M3Nan)
+  } else if constexpr (D8 == Decode8::E4M3Nan) {
     return lut.e4m3(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)));
-  else
+  } else {
     return _mm512_i32gather_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)), w.fvalue, 4);
+  }
 }
 
 // The eight columns of octet o of the panel, in order: f.template operator()<C>(values) for
