@@ -414,6 +414,37 @@ TEST(PanelMatmul, NVFP4TensorScaleAtTheEndsOfTheRangeMatchesScalar) {
       lowbit::Quantizer("nvfp4").format());
 }
 
+// Activations at the ends of the float range against MXFP8 E4M3 weights: below 8 rows the
+// AVX-512 float kernel multiplies by X times 2^8 (FloatActArgs::x256), which must be left out
+// where 2^8 x overflows (2^121 here); infinities, NaNs and subnormals go through it. Every
+// path gives the scalar path's bits.
+TEST(PanelMatmul, E4M3WeightsWithActivationsAtTheEndsOfTheRangeMatchScalar) {
+  std::visit(
+      [](const auto& fmt) {
+        using F = std::decay_t<decltype(fmt)>;
+        if constexpr (lowbit::is_block_format<F>) {
+          const std::int64_t m = 40, k = 128;
+          const auto wv = random_matrix(m, k, 75, 0.1f);
+          const auto pw = lowbit::PanelMatrix<F>::from_packed(
+              lowbit::PackedMatrix<F>::pack(fmt, MatrixRef<const float>::row_major(wv.data(), m, k)));
+          for (const float big : {0x1p121f, 0x1p119f, std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
+                                  0x1p-149f}) {
+            SCOPED_TRACE(big);
+            for (std::int64_t n : {1, 3}) {
+              auto xv = random_matrix(n, k, 76, 1.0f);
+              for (std::int64_t r = 0; r < n; ++r) xv[static_cast<std::size_t>(r * k + (5 * r + 2) % k)] = r % 2 ? -big : big;
+              const auto act = lowbit::prepare_activations(MatrixRef<const float>::row_major(xv.data(), n, k), pw);
+              EXPECT_EQ(act.float_args().x256 != nullptr, big != 0x1p121f);
+              expect_every_path_gives_scalar_bits(pw, xv, n, k, m, {});
+            }
+          }
+        } else {
+          FAIL() << "mxfp8_e4m3 is not a block format";
+        }
+      },
+      lowbit::Quantizer("mxfp8_e4m3").format());
+}
+
 TEST(PanelMatrix, HoldsExactlyThePackedCodesAndScales) {
   for (const auto& name : kPanelWeights) {
     SCOPED_TRACE(name);

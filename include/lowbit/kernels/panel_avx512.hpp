@@ -201,8 +201,9 @@ inline const float* decoded_panel_scales(const PanelArgs& w) {
 // of 8), so they stay in registers.
 //
 // How 8-bit codes become floats. E4M3: the codes of the octet half hold no NaN code (checked
-// once per 64 bytes); E4M3Nan: some do, and NaN lanes take the table's NaNs.
-enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, Gather };
+// once per 64 bytes); E4M3Nan: some do, and NaN lanes take the table's NaNs. E4M3Half and
+// E4M3NanHalf: the same, as values times 2^-8, for activations times 2^8 (FloatActArgs::x256).
+enum class Decode8 { None, Integer, E4M3, E4M3Nan, E4M3Half, E4M3NanHalf, E5M2, Gather };
 
 // The code values of 4- and 6-bit codes as registers: 16 entries (vpermps) or 64 in four
 // registers (two vpermt2ps and a blend on bit 5), in place of a 16-lane gather per column
@@ -248,11 +249,12 @@ LOWBIT_ALWAYS_INLINE __m512i fp8_column_pair(__m512i v) {
   else return e4m3_as_half(pair);
 }
 
-// The 16 floats of one column from fp8_column_pair's binary16s (times 2^8 for E4M3: exact).
+// The 16 floats of one column from fp8_column_pair's binary16s (times 2^8 for E4M3: exact;
+// E4M3Half keeps them as they are).
 template <Decode8 D8>
 LOWBIT_ALWAYS_INLINE __m512 fp8_column(__m256i h) {
-  if constexpr (D8 == Decode8::E5M2) return _mm512_cvtph_ps(h);
-  else return _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
+  if constexpr (D8 == Decode8::E4M3) return _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
+  else return _mm512_cvtph_ps(h);
 }
 
 // The 16 values of column 8o + 4H + J from one 32-bit lane of v per row (bits 8J .. 8J+7, or
@@ -272,8 +274,10 @@ LOWBIT_ALWAYS_INLINE __m512 column_values(__m512i v, const PanelArgs& w, const F
     return lut(_mm512_ternarylogic_epi32(_mm512_srli_epi32(v, 8 * J + 4 * H), top, _mm512_set1_epi32(0x0F), 0xE4));
   } else if constexpr (D8 == Decode8::Integer) {
     return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * J), 24)), _mm512_set1_ps(w.code_unit));
-  } else if constexpr (D8 == Decode8::E4M3Nan) {
-    return lut.e4m3(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)));
+  } else if constexpr (D8 == Decode8::E4M3Nan || D8 == Decode8::E4M3NanHalf) {
+    const __m512 values = lut.e4m3(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)));
+    if constexpr (D8 == Decode8::E4M3Nan) return values;
+    else return _mm512_mul_ps(values, _mm512_set1_ps(0x1p-8f));  // exact: E4M3 values are 2^-9 .. 448
   } else {
     return _mm512_i32gather_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * J), _mm512_set1_epi32(0xFF)), w.fvalue, 4);
   }
@@ -285,7 +289,7 @@ template <int BITS, Decode8 D8, class F>
 LOWBIT_ALWAYS_INLINE void decode_float_octet(const PanelArgs& w, const FloatCodeTable<BITS>& lut, __mmask64 bm, std::int64_t o, F&& f) {
   const int rows = w.rows;
   const auto four = [&]<Decode8 D, int H>(__m512i v, __m512i hi6) {
-    if constexpr (D == Decode8::E4M3 || D == Decode8::E5M2) {
+    if constexpr (D == Decode8::E4M3 || D == Decode8::E4M3Half || D == Decode8::E5M2) {
       const __m512i c01 = fp8_column_pair<D, 0>(v), c23 = fp8_column_pair<D, 2>(v);
       f.template operator()<4 * H + 0>(fp8_column<D>(_mm512_castsi512_si256(c01)));
       f.template operator()<4 * H + 1>(fp8_column<D>(_mm512_extracti64x4_epi64(c01, 1)));
@@ -313,12 +317,13 @@ LOWBIT_ALWAYS_INLINE void decode_float_octet(const PanelArgs& w, const FloatCode
     const __m512i hi = _mm512_maskz_loadu_epi8(bm, pair + rows * 8);
     four.template operator()<D8, 0>(v, _mm512_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 0))));
     four.template operator()<D8, 1>(v, _mm512_srl_epi32(hi, _mm_cvtsi32_si128(panel_high_shift(odd, 1))));
-  } else if constexpr (D8 == Decode8::E4M3) {
+  } else if constexpr (D8 == Decode8::E4M3 || D8 == Decode8::E4M3Half) {
+    constexpr Decode8 kNan = D8 == Decode8::E4M3 ? Decode8::E4M3Nan : Decode8::E4M3NanHalf;
     const __m512i nan = _mm512_set1_epi8(0x7F);
     const auto half = [&]<int H>() {
       const __m512i v = _mm512_maskz_loadu_epi8(bm, w.codes + o * rows * 8 + H * rows * 4);
-      if (_mm512_cmpeq_epi8_mask(_mm512_and_si512(v, nan), nan)) four.template operator()<Decode8::E4M3Nan, H>(v, none);
-      else four.template operator()<Decode8::E4M3, H>(v, none);
+      if (_mm512_cmpeq_epi8_mask(_mm512_and_si512(v, nan), nan)) four.template operator()<kNan, H>(v, none);
+      else four.template operator()<D8, H>(v, none);
     };
     half.template operator()<0>();
     half.template operator()<1>();
@@ -436,6 +441,13 @@ template <int BITS, Decode8 D8>
 inline void panel_float_rows(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   const float* s = decoded_panel_scales(w);
   if (nr >= kTileRows<BITS, D8>) return panel_float_tiled<BITS, D8>(w, s, a, n0, nr, out);
+  if constexpr (D8 == Decode8::E4M3)
+    if (a.x256) {
+      const FloatActArgs a256{a.x256};
+      return for_row_groups<4, 0>(n0, nr, out, [&]<int R>(std::int64_t m, PanelOut o) {
+        panel_float_nr<R, BITS, Decode8::E4M3Half>(w, s, a256, m, o);
+      });
+    }
   for_row_groups<4, 0>(n0, nr, out, [&]<int R>(std::int64_t m, PanelOut o) { panel_float_nr<R, BITS, D8>(w, s, a, m, o); });
 }
 
