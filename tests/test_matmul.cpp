@@ -415,7 +415,7 @@ TEST(PanelMatmul, NVFP4TensorScaleAtTheEndsOfTheRangeMatchesScalar) {
 }
 
 // Activations at the ends of the float range against MXFP8 E4M3 weights: below 8 rows the
-// AVX-512 float kernel multiplies by X times 2^8 (FloatActArgs::x256), which must be left out
+// float kernels multiply by X times 2^8 (FloatActArgs::x256), which must be left out
 // where 2^8 x overflows (2^121 here); infinities, NaNs and subnormals go through it. Every
 // path gives the scalar path's bits.
 TEST(PanelMatmul, E4M3WeightsWithActivationsAtTheEndsOfTheRangeMatchScalar) {

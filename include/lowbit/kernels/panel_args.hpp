@@ -129,10 +129,10 @@ struct IntActArgs {
 // Activation rows in float (weight-only mode, or fake-quantised activations).
 struct FloatActArgs {
   const float* x = nullptr;  // rows x padded_cols, zero padded
-  // The same rows times 2^8, or null. The AVX-512 float kernel decodes E4M3 codes as
-  // binary16s of their values times 2^-8 (kernels/e4m3_half.hpp); with x256 it needs no
-  // multiply to undo that, and the multiply-adds round alike, since h * (2^8 x) and (2^8 h) * x
-  // are the same real number. Set only where every 2^8 x is finite (prepare_activations).
+  // The same rows times 2^8, or null. The float kernels decode E4M3 codes as binary16s of
+  // their values times 2^-8 (kernels/e4m3_half.hpp); with x256 they need no multiply to undo
+  // that, and the multiply-adds round alike, since h * (2^8 x) and (2^8 h) * x are the same
+  // real number. Set only where every 2^8 x is finite (prepare_activations).
   const float* x256 = nullptr;
 };
 

@@ -401,11 +401,16 @@ LOWBIT_ALWAYS_INLINE __m256 add_granule(__m256 y, __m256i dot, __m256 ws, __m256
 // How codes become floats besides 4-bit tables. Integer: int8 values times code_unit (8-bit
 // codes that are their own values; 4- and 6-bit integer codes after Int8Weights' byte
 // tables). E4M3: the 32 bytes hold no NaN code (checked per load), converted through fp16;
-// E4M3Nan: some do. E5M2: converted as the top byte of an fp16. E3M2 (6-bit codes,
+// E4M3Nan: some do. E4M3Half and E4M3NanHalf: the same, as values times 2^-8, for activations
+// times 2^8 (FloatActArgs::x256). E5M2: converted as the top byte of an fp16. E3M2 (6-bit codes,
 // w.e3m2_unit set): their bits moved into an fp16's (e3m2_half_top), converted, times
 // e3m2_unit. Gather: a table lookup per lane (any other 6- or 8-bit codes). Tile: any codes,
 // decoded beforehand into a tile of floats (decoded_half_tile).
-enum class Decode8 { None, Integer, E4M3, E4M3Nan, E5M2, E3M2, Gather, Tile };
+enum class Decode8 { None, Integer, E4M3, E4M3Nan, E4M3Half, E4M3NanHalf, E5M2, E3M2, Gather, Tile };
+
+// The NaN-code variant of an E4M3 decoding.
+template <Decode8 D8>
+inline constexpr Decode8 kE4M3Nan = D8 == Decode8::E4M3Half ? Decode8::E4M3NanHalf : Decode8::E4M3Nan;
 
 // Byte J of each 32-bit lane as the top byte of the 16-bit lane of its row, rows 0-7 in the
 // low 128 bits.
@@ -424,11 +429,12 @@ LOWBIT_ALWAYS_INLINE __m256 e5m2_column(__m256i v) {
 }
 
 // Column J's E4M3 codes (no NaN code among them) through binary16 (e4m3_as_half), then times
-// 2^8: both steps exact. Six instructions for 8 values, where E4M3Values::finite takes ten
-// after its own two to isolate the column.
-template <int J>
+// 2^8 (E4M3Half: not): both steps exact. Six instructions for 8 values, where
+// E4M3Values::finite takes ten after its own two to isolate the column.
+template <int J, Decode8 D8>
 LOWBIT_ALWAYS_INLINE __m256 e4m3_column(__m256i v) {
   const __m128i h = _mm256_castsi256_si128(e4m3_as_half(column_top_bytes<J>(v)));
+  if constexpr (D8 == Decode8::E4M3Half) return _mm256_cvtph_ps(h);
   return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
 }
 
@@ -450,6 +456,12 @@ struct FloatCodes {
     }
     for (int k = 0; k < 4; ++k)
       planes[k] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(bytes[k])));
+  }
+  // E4M3 codes' values, NaN codes included (E4M3NanHalf: times 2^-8, exact for 2^-9 .. 448).
+  template <Decode8 D8>
+  LOWBIT_ALWAYS_INLINE __m256 e4m3_values(__m256i c) const {
+    if constexpr (D8 == Decode8::E4M3NanHalf) return _mm256_mul_ps(e4m3(c), _mm256_set1_ps(0x1p-8f));
+    else return e4m3(c);
   }
 };
 
@@ -474,10 +486,10 @@ LOWBIT_ALWAYS_INLINE __m256 decode_column(__m256i v, const PanelArgs& w, const F
   }
   else if constexpr (D8 == Decode8::Integer)
     return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * J), 24)), _mm256_set1_ps(w.code_unit));
-  else if constexpr (D8 == Decode8::E4M3)
-    return e4m3_column<J>(v);
-  else if constexpr (D8 == Decode8::E4M3Nan)
-    return fc.e4m3(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)));
+  else if constexpr (D8 == Decode8::E4M3 || D8 == Decode8::E4M3Half)
+    return e4m3_column<J, D8>(v);
+  else if constexpr (D8 == Decode8::E4M3Nan || D8 == Decode8::E4M3NanHalf)
+    return fc.e4m3_values<D8>(_mm256_and_si256(_mm256_srli_epi32(v, 8 * J), _mm256_set1_epi32(0xFF)));
   else if constexpr (D8 == Decode8::E5M2)
     return e5m2_column<J>(v);
   else
@@ -489,10 +501,10 @@ LOWBIT_ALWAYS_INLINE __m256 decode_column(__m256i v, const PanelArgs& w, const F
 template <int BITS, Decode8 D8, int H, class F>
 LOWBIT_ALWAYS_INLINE void decode_half_octet(__m256i v, const PanelArgs& w, const FloatCodes& fc, F& f,
                                             __m256i hi6 = _mm256_setzero_si256()) {
-  if constexpr (BITS == 8 && D8 == Decode8::E4M3) {
+  if constexpr (BITS == 8 && (D8 == Decode8::E4M3 || D8 == Decode8::E4M3Half)) {
     const __m256i nan = _mm256_set1_epi8(0x7F);
     if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(v, nan), nan)))
-      return decode_half_octet<8, Decode8::E4M3Nan, H>(v, w, fc, f);
+      return decode_half_octet<8, kE4M3Nan<D8>, H>(v, w, fc, f);
   }
   [&]<int... J>(std::integer_sequence<int, J...>) {
     (f.template operator()<4 * H + J>(decode_column<BITS, D8, H, J>(v, w, fc, hi6)), ...);
@@ -575,7 +587,7 @@ inline void half_float_nr(const PanelArgs& w, const float* scales, const float* 
 }
 
 // 32 top bytes of fp16s (E4M3 codes: the codes, made fp16s by e4m3_as_half) in stored order,
-// 8 rows x 4 columns, as floats times `unit` (E5M2: none), 16 at a time: wv[j] holds rows 2j
+// 8 rows x 4 columns, as floats times `unit` (E5M2, E4M3Half: none), 16 at a time: wv[j] holds rows 2j
 // and 2j + 1, as in decode_row_pairs.
 template <Decode8 D8>
 LOWBIT_ALWAYS_INLINE void top_byte_row_pairs(__m256i v, float unit, __m256 (&wv)[4]) {
@@ -583,11 +595,11 @@ LOWBIT_ALWAYS_INLINE void top_byte_row_pairs(__m256i v, float unit, __m256 (&wv)
   __m256i t[2] = {_mm256_unpacklo_epi8(zero, v), _mm256_unpackhi_epi8(zero, v)};  // rows 0, 1 | 4, 5 and 2, 3 | 6, 7
   // t[i]'s low half: rows 2i, 2i + 1; its high half: rows 2i + 4, 2i + 5
   for (int i = 0; i < 2; ++i) {
-    if constexpr (D8 == Decode8::E4M3) t[i] = e4m3_as_half(t[i]);
+    if constexpr (D8 == Decode8::E4M3 || D8 == Decode8::E4M3Half) t[i] = e4m3_as_half(t[i]);
     wv[i] = _mm256_cvtph_ps(_mm256_castsi256_si128(t[i]));
     wv[i + 2] = _mm256_cvtph_ps(_mm256_extracti128_si256(t[i], 1));
   }
-  if constexpr (D8 != Decode8::E5M2)
+  if constexpr (D8 != Decode8::E5M2 && D8 != Decode8::E4M3Half)
     for (int j = 0; j < 4; ++j) wv[j] = _mm256_mul_ps(wv[j], _mm256_set1_ps(unit));
 }
 
@@ -606,15 +618,15 @@ LOWBIT_ALWAYS_INLINE void decode_row_pairs(const std::uint8_t* p, const PanelArg
   if constexpr (D8 == Decode8::Integer) {
     for (int j = 0; j < 4; ++j)
       wv[j] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load8(j))), _mm256_set1_ps(w.code_unit));
-  } else if constexpr (D8 == Decode8::E4M3Nan) {
-    for (int j = 0; j < 4; ++j) wv[j] = fc.e4m3(_mm256_cvtepu8_epi32(load8(j)));
+  } else if constexpr (D8 == Decode8::E4M3Nan || D8 == Decode8::E4M3NanHalf) {
+    for (int j = 0; j < 4; ++j) wv[j] = fc.e4m3_values<D8>(_mm256_cvtepu8_epi32(load8(j)));
   } else {
-    static_assert(D8 == Decode8::E4M3 || D8 == Decode8::E5M2);
+    static_assert(D8 == Decode8::E4M3 || D8 == Decode8::E4M3Half || D8 == Decode8::E5M2);
     const __m256i v = load256(p);
-    if constexpr (D8 == Decode8::E4M3) {  // a NaN code among the 32: E4M3Values
+    if constexpr (D8 != Decode8::E5M2) {  // a NaN code among the 32: E4M3Values
       const __m256i nan = _mm256_set1_epi8(0x7F);
       if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(v, nan), nan))) [[unlikely]]
-        return decode_row_pairs<Decode8::E4M3Nan>(p, w, fc, wv);
+        return decode_row_pairs<kE4M3Nan<D8>>(p, w, fc, wv);
     }
     top_byte_row_pairs<D8>(v, 256.0f, wv);  // E4M3: the fp16 is the value times 2^-8
   }
@@ -785,7 +797,8 @@ struct HalfInt {
 template <int BITS, Decode8 D8>
 struct HalfFloat {
   static constexpr bool kRowPairs =
-      (BITS == 8 && (D8 == Decode8::Integer || D8 == Decode8::E4M3 || D8 == Decode8::E5M2)) || (BITS == 4 && D8 == Decode8::None) ||
+      (BITS == 8 && (D8 == Decode8::Integer || D8 == Decode8::E4M3 || D8 == Decode8::E4M3Half || D8 == Decode8::E5M2)) ||
+      (BITS == 4 && D8 == Decode8::None) ||
       (BITS == 6 && D8 == Decode8::E3M2);
   struct Half {
     const float* scales;
@@ -998,20 +1011,21 @@ inline void panel_int(const PanelArgs& w, const IntActArgs& a, std::int64_t n0, 
 }
 inline void panel_float(const PanelArgs& w, const FloatActArgs& a, std::int64_t n0, int nr, PanelOut out) {
   if (w.bits == 4 && w.integer_codes) return run_halves<HalfFloat<4, Decode8::Integer>::Rows>(w, a, n0, nr, out);
-  const auto row_pairs = [&]<int BITS, Decode8 D8>() {
+  const auto row_pairs = [&]<int BITS, Decode8 D8>(const FloatActArgs& act) {
     if (nr == 1 && w.rows == kPanelRows) {  // one activation row, a full panel: both halves in one pass
       const float* scales[2] = {decoded_half_scales(w, 0), decoded_half_scales(w, 1)};
-      return float_row_pairs<1, 2, BITS, D8>(w, scales, a, n0, 0, out);
+      return float_row_pairs<1, 2, BITS, D8>(w, scales, act, n0, 0, out);
     }
-    run_halves<HalfFloat<BITS, D8>::template Rows>(w, a, n0, nr, out);
+    run_halves<HalfFloat<BITS, D8>::template Rows>(w, act, n0, nr, out);
   };
-  if (w.bits == 4) return row_pairs.template operator()<4, Decode8::None>();
+  if (w.bits == 4) return row_pairs.template operator()<4, Decode8::None>(a);
   if (w.bits == 6 && w.integer_codes) return run_halves<HalfFloat<6, Decode8::Integer>::Rows>(w, a, n0, nr, out);
-  if (w.bits == 6 && w.e3m2_unit != 0.0f) return row_pairs.template operator()<6, Decode8::E3M2>();
+  if (w.bits == 6 && w.e3m2_unit != 0.0f) return row_pairs.template operator()<6, Decode8::E3M2>(a);
   if (w.bits == 6) return run_halves<HalfFloat<6, Decode8::Gather>::Rows>(w, a, n0, nr, out);
-  if (w.identity8) return row_pairs.template operator()<8, Decode8::Integer>();
-  if (w.fvalue_is_e4m3) return row_pairs.template operator()<8, Decode8::E4M3>();
-  if (w.fvalue_is_e5m2) return row_pairs.template operator()<8, Decode8::E5M2>();
+  if (w.identity8) return row_pairs.template operator()<8, Decode8::Integer>(a);
+  if (w.fvalue_is_e4m3 && a.x256) return row_pairs.template operator()<8, Decode8::E4M3Half>(FloatActArgs{a.x256});
+  if (w.fvalue_is_e4m3) return row_pairs.template operator()<8, Decode8::E4M3>(a);
+  if (w.fvalue_is_e5m2) return row_pairs.template operator()<8, Decode8::E5M2>(a);
   run_halves<HalfFloat<8, Decode8::Gather>::Rows>(w, a, n0, nr, out);
 }
 
