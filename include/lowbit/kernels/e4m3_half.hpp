@@ -2,8 +2,9 @@
 // becomes a binary16 of its value times 2^-8 in three integer instructions, and vcvtph2ps
 // decodes it exactly, normal and subnormal codes with no cases (NaN codes aside). For NVFP4's
 // block scales the 2^-8 is undone inside the tensor-scale multiply the table's values already
-// carry; element codes are multiplied by 2^8 (the AVX-512 float kernel converts 32 lanes at
-// once, in fp8_column_pair).
+// carry; element codes are multiplied by 2^8, or the activations are where the kernels are
+// given a copy of them times 2^8 (FloatActArgs::x256). The AVX-512 float kernel converts 32
+// lanes at once, in fp8_column_pair.
 #pragma once
 
 #include <cmath>
